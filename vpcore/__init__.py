@@ -1,0 +1,26 @@
+"""vpcore: classical speaker recognition — MFCC, GMM-UBM, i-vectors, PLDA."""
+
+from .errors import (
+    AudioConstraintError,
+    AudioDecodeError,
+    AudioError,
+    ModelError,
+    NotFittedError,
+    ParameterError,
+    TooLittleSpeechError,
+    VpcoreError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AudioConstraintError",
+    "AudioDecodeError",
+    "AudioError",
+    "ModelError",
+    "NotFittedError",
+    "ParameterError",
+    "TooLittleSpeechError",
+    "VpcoreError",
+    "__version__",
+]

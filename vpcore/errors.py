@@ -1,0 +1,55 @@
+"""Exceptions raised by vpcore.
+
+Every error the library raises on purpose is a :class:`VpcoreError`. Each
+subclass also inherits the matching built-in exception, so callers that
+already catch ``ValueError`` keep working. Messages name the parameter, the
+value and the rule, e.g. ``"sample_rate=44100 must be 16000"``.
+"""
+
+__all__ = [
+    "VpcoreError",
+    "ParameterError",
+    "AudioError",
+    "AudioDecodeError",
+    "AudioConstraintError",
+    "TooLittleSpeechError",
+    "ModelError",
+    "NotFittedError",
+    "ConvergenceWarning",
+]
+
+
+class VpcoreError(Exception):
+    """Root of every exception raised by vpcore."""
+
+
+class ParameterError(VpcoreError, ValueError):
+    """A function argument has the wrong type, shape or value."""
+
+
+class AudioError(VpcoreError, ValueError):
+    """Audio that cannot be used."""
+
+
+class AudioDecodeError(AudioError):
+    """The bytes are not a parseable audio container (e.g. a broken RIFF header)."""
+
+
+class AudioConstraintError(AudioError):
+    """Decoded audio breaks a constraint (channels, bit depth, rate, duration, content)."""
+
+
+class TooLittleSpeechError(AudioConstraintError):
+    """Voice-activity detection kept too few speech frames to model a voice."""
+
+
+class ModelError(VpcoreError, RuntimeError):
+    """A model file is missing, corrupt, of another format version, or inconsistent."""
+
+
+class NotFittedError(ModelError, AttributeError):
+    """An estimator was used before ``fit``."""
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative estimator stopped before it converged."""
