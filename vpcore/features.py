@@ -1,0 +1,199 @@
+"""MFCC features with deltas, voice-activity selection and mean normalisation.
+
+Frames are rows: every function returns ``(n_frames, D)``. The extractor is
+deterministic (no dither), so the same waveform always gives the same bytes.
+
+References
+----------
+S. Davis and P. Mermelstein, "Comparison of parametric representations for
+monosyllabic word recognition", IEEE TASSP 1980.
+"""
+
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+import librosa
+import numpy as np
+import scipy.fft
+
+from ._validation import check_float, check_int
+from .audio import SAMPLE_RATE, check_waveform
+from .errors import ParameterError, TooLittleSpeechError
+from .vad import VadOptions, energy_vad, frame_log_energy
+
+__all__ = ["FeatureOptions", "mfcc", "extract_features"]
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """Every parameter of the front end; a model stores them in its header.
+
+    Attributes
+    ----------
+    sample_rate : int
+    frame_length, frame_shift : float
+        Window and hop in seconds (25 ms / 10 ms).
+    n_fft : int
+    n_mels : int
+    n_mfcc : int
+        Cepstral coefficients kept, c0 included.
+    fmin, fmax : float
+        Mel filterbank edges in Hz.
+    preemphasis : float
+    deltas : int
+        0, 1 (deltas) or 2 (deltas and double deltas).
+    delta_width : int
+        Frames in the delta regression window (odd, >= 3).
+    cmn : {"utterance", "none"}
+        Mean normalisation over the utterance's speech frames.
+    cvn : bool
+        Also normalise the variance.
+    vad : VadOptions or None
+        None keeps every frame.
+    """
+
+    sample_rate: int = SAMPLE_RATE
+    frame_length: float = 0.025
+    frame_shift: float = 0.010
+    n_fft: int = 512
+    n_mels: int = 40
+    n_mfcc: int = 20
+    fmin: float = 20.0
+    fmax: float = 7600.0
+    preemphasis: float = 0.97
+    deltas: int = 2
+    delta_width: int = 5
+    cmn: str = "utterance"
+    cvn: bool = False
+    vad: VadOptions = field(default_factory=VadOptions)
+
+    @property
+    def dim(self):
+        """Feature dimension D."""
+        return self.n_mfcc * (1 + self.deltas)
+
+    def validate(self):
+        check_int("sample_rate", self.sample_rate, low=8000, high=48000)
+        check_float("frame_length", self.frame_length, low=0.005, high=0.1)
+        check_float("frame_shift", self.frame_shift, low=0.001, high=self.frame_length)
+        win = int(round(self.frame_length * self.sample_rate))
+        check_int("n_fft", self.n_fft, low=win)
+        check_int("n_mels", self.n_mels, low=4, high=256)
+        check_int("n_mfcc", self.n_mfcc, low=2, high=self.n_mels)
+        check_float("fmin", self.fmin, low=0.0)
+        check_float("fmax", self.fmax, low=self.fmin, high=self.sample_rate / 2)
+        check_float("preemphasis", self.preemphasis, low=0.0, high=1.0)
+        check_int("deltas", self.deltas, low=0, high=2)
+        check_int("delta_width", self.delta_width, low=3, high=15)
+        if self.delta_width % 2 == 0:
+            raise ParameterError(f"delta_width={self.delta_width} must be odd")
+        if self.cmn not in ("utterance", "none"):
+            raise ParameterError(f"cmn={self.cmn!r} must be 'utterance' or 'none'")
+        if self.vad is not None:
+            self.vad.validate()
+        return self
+
+    def to_dict(self):
+        d = asdict(self)
+        d["vad"] = None if self.vad is None else self.vad.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        d = dict(d)
+        vad = d.pop("vad", None)
+        try:
+            return cls(vad=None if vad is None else VadOptions(**vad), **d).validate()
+        except TypeError as exc:
+            raise ParameterError(f"feature options {d!r} are not valid: {exc}") from None
+
+
+@lru_cache(maxsize=8)
+def _mel_basis(sample_rate, n_fft, n_mels, fmin, fmax):
+    basis = librosa.filters.mel(
+        sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float32
+    )
+    return np.ascontiguousarray(basis.T)  # (n_fft // 2 + 1, n_mels)
+
+
+@lru_cache(maxsize=8)
+def _window(length):
+    return np.hamming(length).astype(np.float32)
+
+
+def _frames(samples, options):
+    win = int(round(options.frame_length * options.sample_rate))
+    hop = int(round(options.frame_shift * options.sample_rate))
+    if len(samples) < win:
+        raise TooLittleSpeechError(
+            f"samples length={len(samples)} is shorter than one frame ({win} samples)"
+        )
+    return librosa.util.frame(samples, frame_length=win, hop_length=hop, axis=0)
+
+
+def mfcc(samples, options=FeatureOptions()):
+    """Static MFCCs and the frame log-energies used by the VAD.
+
+    Parameters
+    ----------
+    samples : ndarray of shape (n_samples,)
+        Waveform in [-1, 1] at ``options.sample_rate``.
+    options : FeatureOptions
+
+    Returns
+    -------
+    ceps : ndarray of shape (n_frames, n_mfcc), float32
+    log_energy : ndarray of shape (n_frames,), float64
+    """
+    x = check_waveform(samples, options.sample_rate)
+    x = x - x.mean(dtype=np.float64).astype(np.float32)  # remove any DC offset
+    frames = _frames(x, options)  # (T, win), a strided view
+    log_energy = frame_log_energy(frames)
+    emphasised = frames.copy()
+    emphasised[:, 1:] -= options.preemphasis * frames[:, :-1]
+    emphasised[:, 0] *= 1.0 - options.preemphasis
+    emphasised *= _window(frames.shape[1])
+    power = np.abs(np.fft.rfft(emphasised, n=options.n_fft, axis=1)) ** 2
+    basis = _mel_basis(options.sample_rate, options.n_fft, options.n_mels, options.fmin,
+                       options.fmax)
+    logmel = np.log(np.maximum(power.astype(np.float32) @ basis, 1e-10))
+    ceps = scipy.fft.dct(logmel, type=2, norm="ortho", axis=1)[:, : options.n_mfcc]
+    return np.ascontiguousarray(ceps, dtype=np.float32), log_energy
+
+
+def extract_features(samples, options=FeatureOptions()):
+    """The full front end: MFCC, deltas, VAD frame selection, mean normalisation.
+
+    Parameters
+    ----------
+    samples : ndarray of shape (n_samples,)
+    options : FeatureOptions
+
+    Returns
+    -------
+    features : ndarray of shape (n_speech_frames, D), float32
+
+    Raises
+    ------
+    TooLittleSpeechError
+        The VAD kept too few frames (silence, a click, a very short file).
+    """
+    ceps, log_energy = mfcc(samples, options)
+    parts = [ceps]
+    if options.deltas and len(ceps) >= options.delta_width:
+        d1 = librosa.feature.delta(ceps, width=options.delta_width, order=1, axis=0)
+        parts.append(d1)
+        if options.deltas == 2:
+            parts.append(librosa.feature.delta(ceps, width=options.delta_width, order=2, axis=0))
+    elif options.deltas:
+        raise TooLittleSpeechError(
+            f"n_frames={len(ceps)} is fewer than delta_width={options.delta_width}"
+        )
+    feats = np.concatenate(parts, axis=1)
+    if options.vad is not None:
+        feats = feats[energy_vad(log_energy, options.vad)]
+    if options.cmn == "utterance":
+        feats = feats - feats.mean(axis=0)
+    if options.cvn:
+        feats = feats / np.maximum(feats.std(axis=0), 1e-5)
+    return np.ascontiguousarray(feats, dtype=np.float32)

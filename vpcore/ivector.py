@@ -1,0 +1,249 @@
+"""Total-variability model and i-vector extraction.
+
+An utterance's UBM-mean supervector is modelled as ``m + T w`` with
+``w ~ N(0, I)``: the i-vector is the posterior mean of ``w`` given the
+utterance's Baum-Welch statistics. With statistics centred and whitened by
+the UBM (:mod:`vpcore.stats`), the posterior of ``w`` has precision
+``L = I + sum_c N_c T_c' T_c`` and mean ``L^{-1} sum_c T_c' F_c``.
+
+Training is EM over utterances, written as a map-reduce of :class:`TvStats`,
+followed each iteration by the minimum-divergence step, which rescales ``T``
+so that the i-vectors of the training set have unit covariance.
+
+Extraction precomputes ``T_c' T_c`` for every component once (packed upper
+triangles, float32: ``C * S * (S + 1) / 2 * 4`` bytes), so building ``L`` for
+one utterance is one matrix-vector product.
+
+References
+----------
+N. Dehak, P. Kenny, R. Dehak, P. Dumouchel, P. Ouellet, "Front-end factor
+analysis for speaker verification", IEEE TASLP 19(4), 2011.
+P. Kenny, "A small footprint i-vector extractor", Odyssey 2012.
+Kaldi ``ivector/ivector-extractor.cc`` (minimum-divergence re-estimation).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from ._validation import check_array, check_fitted, check_int, check_random_state
+from .errors import ModelError, ParameterError
+
+__all__ = ["TvStats", "TotalVariability"]
+
+
+@dataclass
+class TvStats:
+    """Sufficient statistics of one EM iteration of the total-variability model.
+
+    Attributes
+    ----------
+    a : ndarray of shape (C, S * S)
+        ``sum_u N_uc E[w w']_u``.
+    c : ndarray of shape (C * D, S)
+        ``sum_u F_u E[w]_u'``.
+    h : ndarray of shape (S,)
+        ``sum_u E[w]_u`` (for minimum divergence).
+    hh : ndarray of shape (S, S)
+        ``sum_u E[w w']_u``.
+    objective : float
+        ``sum_u (b_u' L_u^{-1} b_u - log det L_u) / 2``, the part of the
+        statistics' log-likelihood that depends on ``T``; EM never lowers it.
+    count : int
+    """
+
+    a: np.ndarray
+    c: np.ndarray
+    h: np.ndarray
+    hh: np.ndarray
+    objective: float
+    count: int
+
+    def __add__(self, other):
+        if other == 0:
+            return self
+        return TvStats(self.a + other.a, self.c + other.c, self.h + other.h,
+                       self.hh + other.hh, self.objective + other.objective,
+                       self.count + other.count)
+
+    __radd__ = __add__
+
+
+def _posterior_batch(T, TT, N, F):
+    """Posterior precision, mean and second moment of w for a batch of utterances.
+
+    T : (C*D, S); TT : (C, S*S); N : (B, C); F : (B, C*D).
+    """
+    S = T.shape[1]
+    L = (N @ TT).reshape(-1, S, S)
+    L[:, np.arange(S), np.arange(S)] += 1.0
+    b = F @ T
+    chol = np.linalg.cholesky(L)
+    # L^{-1} from the Cholesky factor (batched): inv(L) = inv(chol)' inv(chol).
+    eye = np.broadcast_to(np.eye(S), L.shape)
+    chol_inv = np.linalg.solve(chol, eye)
+    cov = np.swapaxes(chol_inv, 1, 2) @ chol_inv
+    w = np.einsum("bij,bj->bi", cov, b)
+    logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    objective = 0.5 * float(np.einsum("bi,bi->", b, w) - logdet.sum())
+    return w, cov, objective
+
+
+def accumulate(T, N, F, batch=128):
+    """E-step of total-variability EM over utterances; returns :class:`TvStats`.
+
+    Parameters
+    ----------
+    T : ndarray of shape (C * D, S)
+    N : ndarray of shape (U, C)
+    F : ndarray of shape (U, C * D)
+    """
+    C = N.shape[1]
+    S = T.shape[1]
+    D = T.shape[0] // C
+    TT = np.einsum("cds,cdt->cst", T.reshape(C, D, S), T.reshape(C, D, S)).reshape(C, S * S)
+    a = np.zeros((C, S * S))
+    c = np.zeros((C * D, S))
+    h = np.zeros(S)
+    hh = np.zeros((S, S))
+    objective = 0.0
+    for start in range(0, len(N), batch):
+        n = np.asarray(N[start:start + batch], dtype=np.float64)
+        f = np.asarray(F[start:start + batch], dtype=np.float64)
+        w, cov, obj = _posterior_batch(T, TT, n, f)
+        eww = cov + w[:, :, None] * w[:, None, :]
+        a += n.T @ eww.reshape(len(n), S * S)
+        c += f.T @ w
+        h += w.sum(axis=0)
+        hh += eww.sum(axis=0)
+        objective += obj
+    return TvStats(a, c, h, hh, objective, len(N))
+
+
+class TotalVariability:
+    """Total-variability matrix trained by EM, and fast i-vector extraction.
+
+    Parameters
+    ----------
+    rank : int
+        S, the i-vector dimension.
+    n_iter : int
+        EM iterations.
+    min_divergence : bool
+        Apply the minimum-divergence re-estimation after each M-step.
+    random_state : int or None
+        Seed of the random initialisation of ``T``; None means 0.
+
+    Attributes
+    ----------
+    T_ : ndarray of shape (C * D, S), float64
+        In the UBM-whitened space.
+    n_components_, n_features_ : int
+    objective_history_ : list of float
+        Average EM objective per utterance before each M-step (non-decreasing).
+    """
+
+    def __init__(self, rank=200, n_iter=10, min_divergence=True, random_state=None):
+        self.rank = rank
+        self.n_iter = n_iter
+        self.min_divergence = min_divergence
+        self.random_state = random_state
+
+    def fit(self, N, F, progress=None):
+        """Train on statistics of U utterances: N (U, C) and F (U, C, D); returns self."""
+        S = check_int("rank", self.rank, low=1, high=2000)
+        check_int("n_iter", self.n_iter, low=1)
+        N = check_array("N", N, ndim=2)
+        F = check_array("F", F, ndim=3, dtype=np.float32)
+        U, C = N.shape
+        if F.shape[:2] != (U, C):
+            raise ParameterError(f"F has shape {F.shape}, expected ({U}, {C}, D)")
+        if U < 2:
+            raise ParameterError(f"N has {U} utterances; training needs at least 2")
+        D = F.shape[2]
+        F = F.reshape(U, C * D)
+        rng = check_random_state(self.random_state)
+        # Scale the random start so T w has roughly the spread of the data.
+        spread = float(np.mean(F.astype(np.float64) ** 2) / max(np.mean(N), 1e-3))
+        T = rng.standard_normal((C * D, S)) * np.sqrt(max(spread, 1e-3) / (S * max(np.mean(N), 1.0)))
+        self.n_components_, self.n_features_ = C, D
+        self.objective_history_ = []
+        for it in range(self.n_iter):
+            stats = accumulate(T, N, F)
+            self.objective_history_.append(stats.objective / stats.count)
+            if progress:
+                progress("tv", it, stats.objective / stats.count)
+            T = self._maximize(stats, C, D, S)
+        self.T_ = T
+        self._prepare()
+        return self
+
+    def _maximize(self, stats, C, D, S):
+        A = stats.a.reshape(C, S, S)
+        Cc = stats.c.reshape(C, D, S)
+        # T_c = Cc_c A_c^{-1}; A_c is symmetric positive definite.
+        T = np.linalg.solve(A, np.swapaxes(Cc, 1, 2))  # (C, S, D)
+        T = np.swapaxes(T, 1, 2).reshape(C * D, S)
+        if self.min_divergence:
+            mean = stats.h / stats.count
+            cov = stats.hh / stats.count - np.outer(mean, mean)
+            try:
+                chol = np.linalg.cholesky(cov)
+            except np.linalg.LinAlgError:
+                raise ModelError("i-vector covariance is not positive definite in "
+                                 "minimum-divergence step: use a smaller rank") from None
+            T = T @ chol
+        return T
+
+    # -- extraction -----------------------------------------------------------------
+    def set_matrix(self, T, n_components):
+        """Install a trained matrix (used when loading a model); returns self."""
+        T = check_array("T", T, ndim=2)
+        if T.shape[0] % n_components:
+            raise ModelError(f"T has {T.shape[0]} rows, not a multiple of C={n_components}")
+        self.T_ = T
+        self.n_components_ = n_components
+        self.n_features_ = T.shape[0] // n_components
+        self.rank = T.shape[1]
+        self._prepare()
+        return self
+
+    def _prepare(self):
+        """Derived quantities for fast extraction: packed T_c'T_c and a float32 T."""
+        C, D, S = self.n_components_, self.n_features_, self.T_.shape[1]
+        Tc = self.T_.reshape(C, D, S)
+        iu = np.triu_indices(S)
+        TT = np.einsum("cds,cdt->cst", Tc, Tc)
+        self._tt_packed = np.ascontiguousarray(TT[:, iu[0], iu[1]], dtype=np.float32)
+        self._iu = iu
+        self._T32 = np.ascontiguousarray(self.T_, dtype=np.float32)
+
+    @property
+    def cache_bytes(self):
+        """Memory held by the precomputed extraction terms, in bytes."""
+        check_fitted(self, "_tt_packed")
+        return self._tt_packed.nbytes + self._T32.nbytes
+
+    def transform_one(self, n, f):
+        """I-vector of one utterance from its statistics n (C,) and f (C, D); shape (S,)."""
+        check_fitted(self, "T_")
+        S = self.T_.shape[1]
+        packed = np.asarray(n, dtype=np.float32) @ self._tt_packed
+        L = np.empty((S, S))
+        L[self._iu] = packed
+        L.T[self._iu] = packed
+        L[np.diag_indices(S)] += 1.0
+        b = np.asarray(f, dtype=np.float32).reshape(-1) @ self._T32
+        try:
+            factor = scipy.linalg.cho_factor(L, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            raise ModelError("i-vector precision matrix is not positive definite") from None
+        return scipy.linalg.cho_solve(factor, b.astype(np.float64), check_finite=False)
+
+    def transform(self, N, F):
+        """I-vectors of U utterances: N (U, C), F (U, C, D) -> (U, S)."""
+        check_fitted(self, "T_")
+        N = np.atleast_2d(N)
+        F = np.asarray(F).reshape(len(N), -1)
+        return np.stack([self.transform_one(n, f) for n, f in zip(N, F)])

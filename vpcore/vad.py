@@ -1,0 +1,110 @@
+"""Energy-based voice-activity detection.
+
+The rule follows Kaldi's ``compute-vad``: a frame's log-energy is compared
+with a threshold that rises with the utterance's mean log-energy, and the
+decision is smoothed by voting over a context window. Energies are measured
+on the 16-bit integer scale, so the absolute offset means the same as in
+Kaldi's recipes.
+
+References
+----------
+Kaldi ``ivectorbin/compute-vad.cc`` and ``ivector/voice-activity-detection.h``.
+"""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.ndimage import uniform_filter1d
+
+from ._validation import check_float, check_int
+from .errors import TooLittleSpeechError
+
+__all__ = ["VadOptions", "frame_log_energy", "energy_vad"]
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    """Options of :func:`energy_vad`.
+
+    Attributes
+    ----------
+    energy_threshold : float
+        Constant part of the threshold on natural-log frame energy (16-bit scale).
+    energy_mean_scale : float
+        Weight of the utterance's mean log-energy in the threshold.
+    context : int
+        Frames on each side that vote with a frame.
+    proportion : float
+        Fraction of the votes that must be above threshold.
+    min_speech_frames : int
+        Fewer speech frames than this is "too little speech".
+    """
+
+    energy_threshold: float = 5.5
+    energy_mean_scale: float = 0.5
+    context: int = 5
+    proportion: float = 0.6
+    min_speech_frames: int = 100
+
+    def validate(self):
+        check_float("energy_threshold", self.energy_threshold)
+        check_float("energy_mean_scale", self.energy_mean_scale, low=0.0, high=1.0)
+        check_int("context", self.context, low=0, high=100)
+        check_float("proportion", self.proportion, low=0.0, high=1.0)
+        check_int("min_speech_frames", self.min_speech_frames, low=1)
+        return self
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def frame_log_energy(frames):
+    """Natural-log energy of each frame on the 16-bit scale.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (n_frames, frame_length)
+        Frames of a waveform scaled to [-1, 1].
+
+    Returns
+    -------
+    log_energy : ndarray of shape (n_frames,)
+    """
+    energy = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) * 32768.0**2
+    return np.log(np.maximum(energy, 1.0))
+
+
+def energy_vad(log_energy, options=VadOptions()):
+    """Decide which frames hold speech.
+
+    Parameters
+    ----------
+    log_energy : ndarray of shape (n_frames,)
+        From :func:`frame_log_energy`.
+    options : VadOptions
+
+    Returns
+    -------
+    speech : ndarray of shape (n_frames,), bool
+
+    Raises
+    ------
+    TooLittleSpeechError
+        Fewer than ``options.min_speech_frames`` frames were kept.
+    """
+    log_energy = np.asarray(log_energy, dtype=np.float64)
+    threshold = options.energy_threshold + options.energy_mean_scale * log_energy.mean()
+    above = (log_energy > threshold).astype(np.float64)
+    width = 2 * options.context + 1
+    votes = uniform_filter1d(above, size=width, mode="constant", cval=0.0)
+    # Near the edges the window is cut short: compare with the frames that exist.
+    counts = uniform_filter1d(np.ones_like(above), size=width, mode="constant", cval=0.0)
+    speech = votes >= options.proportion * counts - 1e-12
+    n_speech = int(speech.sum())
+    if n_speech < options.min_speech_frames:
+        raise TooLittleSpeechError(
+            f"speech frames={n_speech} after voice-activity detection must be at least "
+            f"{options.min_speech_frames} ({options.min_speech_frames / 100:.1f} s): "
+            "too little speech to model a voice"
+        )
+    return speech
