@@ -1,0 +1,87 @@
+"""``vpcore-server`` / ``python -m server``: run the service under gunicorn.
+
+Configuration comes from the ``VPCORE_*`` environment variables (see
+:mod:`server.config`). Each worker process loads the model and opens the
+store itself (no preloading: SQLite connections must not cross a fork).
+The Flask development server is never used here.
+"""
+
+import logging
+import sys
+
+from gunicorn.app.base import BaseApplication
+
+from . import config as config_module
+from .config import Config, ConfigError
+
+__all__ = ["main", "GunicornServer"]
+
+log = logging.getLogger("server")
+
+
+class GunicornServer(BaseApplication):
+    """gunicorn driven programmatically with a :class:`server.config.Config`."""
+
+    def __init__(self, config):
+        self.config = config
+        super().__init__()
+
+    def load_config(self):
+        cfg = self.config
+        options = {
+            "bind": f"{cfg.host}:{cfg.port}",
+            "workers": cfg.workers,
+            "threads": cfg.threads,
+            "worker_class": "gthread" if cfg.threads > 1 else "sync",
+            "timeout": cfg.timeout,
+            "graceful_timeout": min(cfg.timeout, 30),
+            "preload_app": False,
+            "accesslog": None,  # the app logs each request with its task_id
+            "errorlog": "-",
+            "loglevel": cfg.log_level.lower(),
+            "proc_name": "vpcore-server",
+            # A request line or header block past these is refused before Flask sees it.
+            "limit_request_line": 8190,
+        }
+        # gunicorn >= 25.1 opens a control socket at a fixed per-user path by
+        # default; two services on one machine would fight over it.
+        if "control_socket_disable" in self.cfg.settings:
+            options["control_socket_disable"] = True
+        for key, value in options.items():
+            if key in self.cfg.settings:
+                self.cfg.set(key, value)
+
+    def load(self):
+        from .app import create_app
+
+        return create_app(self.config)
+
+
+def main(argv=None):
+    """Start the service; returns the process exit status."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        print("\n" + config_module.__doc__.strip())
+        return 0
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        print(f"vpcore-server: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    log.info("starting on %s:%d with %d workers x %d threads, store %s, model %s",
+             config.host, config.port, config.workers, config.threads, config.store,
+             config.model_path or "(shipped)")
+    # gunicorn parses sys.argv in some versions' Config; keep it to the program name.
+    sys.argv = sys.argv[:1]
+    GunicornServer(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

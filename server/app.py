@@ -1,0 +1,199 @@
+"""The Flask application: routes, the response envelope, logging and error mapping.
+
+Views are thin: parse (``server.parsing``), call the service
+(``server.service``), wrap the result in the envelope. Every exception goes
+through :func:`server.errors.status_for`, the one table that maps library
+and store exceptions to the contract's status codes.
+"""
+
+import importlib.resources
+import logging
+import time
+import uuid
+
+from flask import Flask, g, request
+from werkzeug.exceptions import HTTPException
+
+from .config import Config
+from .errors import (
+    ECHO,
+    INVALID_PARAMETER,
+    JSON_ERROR,
+    OK,
+    SERVICE_ERROR,
+    STATUSES,
+    ApiError,
+    AUDIO_CONSTRAINT,
+    status_for,
+)
+from .parsing import (
+    parse_body,
+    parse_enroll,
+    parse_get_users_query,
+    parse_user_request,
+    parse_verify,
+    usable_user_name,
+)
+from .service import VoiceprintService
+
+__all__ = ["create_app"]
+
+access_log = logging.getLogger("server.access")
+log = logging.getLogger("server")
+
+
+def create_app(config=None, model=None):
+    """Build the WSGI application.
+
+    Parameters
+    ----------
+    config : server.config.Config, optional
+        Default: :meth:`Config.from_env`.
+    model : vpcore.model.VoiceprintModel, optional
+        Default: loaded from ``config.model_path`` (None: the shipped model).
+    """
+    config = Config.from_env() if config is None else config
+    app = Flask("server")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body
+    app.json.sort_keys = False
+    app.json.ensure_ascii = True
+    service = VoiceprintService(config, model)
+    app.extensions["vpcore"] = service
+    app.extensions["vpcore.config"] = config
+
+    @app.before_request
+    def start():
+        g.task_id = str(uuid.uuid4())
+        g.start = time.perf_counter()
+        g.echo = None
+
+    @app.after_request
+    def finish(response):
+        task_id = _task_id()
+        response.headers["X-Task-Id"] = task_id
+        elapsed = (time.perf_counter() - g.get("start", time.perf_counter())) * 1000.0
+        access_log.info(
+            "%s %s %d %s %.1fms task_id=%s", request.method, request.path,
+            response.status_code, g.get("api_status", "-"), elapsed, task_id,
+        )
+        return response
+
+    def route(rule, method, view):
+        app.add_url_rule(rule, view.__name__, view, methods=[method],
+                         provide_automatic_options=False)
+
+    def read_body():
+        body = parse_body(request.get_data(cache=False))
+        g.echo = usable_user_name(body.get("user_name"))
+        return body
+
+    def check_user():
+        user_name = parse_user_request(read_body())
+        return envelope(OK, STATUSES[OK], service.check_user(user_name))
+
+    def get_users():
+        group_id, offset, limit = parse_get_users_query(request.args)
+        return envelope(OK, STATUSES[OK], service.list_users(group_id, offset, limit))
+
+    def enroll():
+        message, data = service.enroll(parse_enroll(read_body()))
+        return envelope(OK, message, data)
+
+    def verify():
+        return envelope(OK, STATUSES[OK], service.verify(parse_verify(read_body())))
+
+    def unregister():
+        user_name = parse_user_request(read_body())
+        return envelope(OK, STATUSES[OK], service.unregister(user_name))
+
+    def health():
+        ok, data = service.health()
+        status = OK if ok else SERVICE_ERROR
+        return envelope(status, STATUSES[status], data)
+
+    def openapi():
+        response = app.response_class(_openapi_document(), mimetype="application/json")
+        g.api_status = OK
+        return response
+
+    route("/checkUser", "POST", check_user)
+    route("/getUsers", "GET", get_users)
+    route("/enroll", "POST", enroll)
+    route("/verify", "POST", verify)
+    route("/unregister", "POST", unregister)
+    route("/health", "GET", health)
+    route("/openapi.json", "GET", openapi)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        if exc.code == 413:
+            status, message = AUDIO_CONSTRAINT, (
+                f"{STATUSES[AUDIO_CONSTRAINT]}: request body exceeds {config.max_body} bytes")
+        elif exc.code == 404:
+            status, message = INVALID_PARAMETER, (
+                f"{STATUSES[INVALID_PARAMETER]}: no endpoint at {_shorten(request.path)}")
+        elif exc.code == 405:
+            status, message = INVALID_PARAMETER, (
+                f"{STATUSES[INVALID_PARAMETER]}: method {request.method} is not allowed "
+                f"for {request.path}")
+        elif exc.code == 400:
+            status, message = JSON_ERROR, f"{STATUSES[JSON_ERROR]}: bad request"
+        elif exc.code is not None and exc.code < 500:
+            status, message = INVALID_PARAMETER, f"{STATUSES[INVALID_PARAMETER]}: {exc.name}"
+        else:
+            return fault(exc)
+        response = envelope(status, message, None, exc.code)
+        if exc.code == 405:
+            response.headers["Allow"] = ", ".join(
+                m for m in exc.valid_methods or () if m != "OPTIONS")
+        return response
+
+    @app.errorhandler(Exception)
+    def fault(exc):
+        status, message, known = status_for(exc)
+        if status == SERVICE_ERROR:
+            cause = getattr(exc, "log_detail", None) or f"{type(exc).__name__}: {exc}"
+            log.error("task_id=%s %s %s: %s%s", _task_id(), request.method, request.path,
+                      "" if known else "unexpected fault: ", cause,
+                      exc_info=None if known else exc)
+        data = exc.data if isinstance(exc, ApiError) else ECHO
+        if data is ECHO:
+            echo = g.get("echo")
+            data = {"user_name": echo} if echo else None
+        http_status = exc.http_status if isinstance(exc, ApiError) else 200
+        return envelope(status, message, data, http_status)
+
+    return app
+
+
+def _task_id():
+    task_id = g.get("task_id")
+    if task_id is None:  # a failure before before_request ran
+        task_id = g.task_id = str(uuid.uuid4())
+    return task_id
+
+
+def envelope(status, message, data, http_status=200):
+    """The contract's response: ``{"task_id", "status", "message", "data"}``."""
+    from flask import current_app
+
+    g.api_status = status
+    response = current_app.json.response(
+        {"task_id": _task_id(), "status": status, "message": message, "data": data}
+    )
+    response.status_code = http_status
+    return response
+
+
+def _shorten(path, limit=100):
+    return path if len(path) <= limit else path[: limit - 3] + "..."
+
+
+_OPENAPI = None
+
+
+def _openapi_document():
+    global _OPENAPI
+    if _OPENAPI is None:
+        _OPENAPI = importlib.resources.files("server").joinpath("openapi.json").read_bytes()
+    return _OPENAPI

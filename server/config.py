@@ -1,0 +1,121 @@
+"""Service configuration, read from environment variables.
+
+=============================== ============================== ==========================================
+variable                        default                        meaning
+=============================== ============================== ==========================================
+``VPCORE_HOST``                 ``0.0.0.0``                    address gunicorn binds
+``VPCORE_PORT``                 ``7800``                       port gunicorn binds
+``VPCORE_STORE``                ``./vpcore-store.sqlite3``     SQLite file path, or ``sqlite:///path``;
+                                                               ``postgresql://...`` is reserved for the
+                                                               PostgreSQL backend
+``VPCORE_MODEL``                (the model shipped in vpcore)  path of a saved ``VoiceprintModel``
+``VPCORE_CONSISTENCY_THRESHOLD`` ``0.5``                       takes 2 and 3 whose consistency with the
+                                                               earlier takes is below this are refused
+``VPCORE_MAX_BODY``             ``2097152`` (2 MiB)            request body limit in bytes (HTTP 413)
+``VPCORE_WORKERS``              ``2``                          gunicorn worker processes
+``VPCORE_THREADS``              ``4``                          threads per worker (gthread worker)
+``VPCORE_TIMEOUT``              ``60``                         gunicorn worker timeout in seconds
+``VPCORE_LOG_LEVEL``            ``INFO``                       log level of the service's loggers
+=============================== ============================== ==========================================
+
+A bad value raises :class:`ConfigError` naming the variable, the value and the rule.
+"""
+
+import dataclasses
+import logging
+import os
+
+__all__ = ["Config", "ConfigError", "DEFAULT_STORE", "DEFAULT_CONSISTENCY_THRESHOLD"]
+
+DEFAULT_STORE = "./vpcore-store.sqlite3"
+
+#: Default of ``VPCORE_CONSISTENCY_THRESHOLD``: takes 2 and 3 must be at least
+#: as likely as not (calibrated confidence >= 0.5) to come from the speaker of
+#: the earlier takes. Lower lets noisier enrolments through; higher refuses
+#: more genuine users.
+DEFAULT_CONSISTENCY_THRESHOLD = 0.5
+
+
+class ConfigError(ValueError):
+    """A configuration value is malformed or out of range."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """All settings of the service. Build it directly in tests, or with :meth:`from_env`."""
+
+    host: str = "0.0.0.0"
+    port: int = 7800
+    store: str = DEFAULT_STORE
+    model_path: str | None = None
+    consistency_threshold: float = DEFAULT_CONSISTENCY_THRESHOLD
+    max_body: int = 2 * 1024 * 1024
+    workers: int = 2
+    threads: int = 4
+    timeout: int = 60
+    log_level: str = "INFO"
+    #: seconds between two attempts to load a model / open a store that failed
+    retry_interval: float = 5.0
+
+    def __post_init__(self):
+        _check_int("VPCORE_PORT", self.port, 1, 65535)
+        _check_int("VPCORE_MAX_BODY", self.max_body, 1024, 1 << 30)
+        _check_int("VPCORE_WORKERS", self.workers, 1, 256)
+        _check_int("VPCORE_THREADS", self.threads, 1, 1024)
+        _check_int("VPCORE_TIMEOUT", self.timeout, 1, 3600)
+        if isinstance(self.consistency_threshold, bool) or not isinstance(
+            self.consistency_threshold, (int, float)
+        ) or not 0.0 <= self.consistency_threshold <= 1.0:
+            raise ConfigError(
+                f"VPCORE_CONSISTENCY_THRESHOLD={self.consistency_threshold!r} "
+                "must be a number in [0, 1]"
+            )
+        if not isinstance(self.store, str) or not self.store:
+            raise ConfigError(f"VPCORE_STORE={self.store!r} must be a non-empty path or URL")
+        if logging.getLevelName(str(self.log_level).upper()) not in (
+            logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL
+        ):
+            raise ConfigError(
+                f"VPCORE_LOG_LEVEL={self.log_level!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL"
+            )
+
+    @classmethod
+    def from_env(cls, environ=None):
+        """Read the ``VPCORE_*`` variables of ``environ`` (default ``os.environ``)."""
+        env = os.environ if environ is None else environ
+        kwargs = {}
+        for field, var, parse in (
+            ("host", "VPCORE_HOST", str),
+            ("port", "VPCORE_PORT", _parse_int),
+            ("store", "VPCORE_STORE", str),
+            ("model_path", "VPCORE_MODEL", str),
+            ("consistency_threshold", "VPCORE_CONSISTENCY_THRESHOLD", _parse_float),
+            ("max_body", "VPCORE_MAX_BODY", _parse_int),
+            ("workers", "VPCORE_WORKERS", _parse_int),
+            ("threads", "VPCORE_THREADS", _parse_int),
+            ("timeout", "VPCORE_TIMEOUT", _parse_int),
+            ("log_level", "VPCORE_LOG_LEVEL", str),
+        ):
+            raw = env.get(var)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                kwargs[field] = parse(raw.strip())
+            except ValueError:
+                raise ConfigError(f"{var}={raw!r} is not a valid {parse.__doc__}") from None
+        return cls(**kwargs)
+
+
+def _parse_int(text):
+    """integer"""
+    return int(text, 10)
+
+
+def _parse_float(text):
+    """number"""
+    return float(text)
+
+
+def _check_int(var, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{var}={value!r} must be an integer in [{low}, {high}]")

@@ -1,0 +1,221 @@
+"""What the endpoints do once a request is parsed: state rules and library calls.
+
+:class:`VoiceprintService` owns the model, the store and the 1-v-N index of
+one worker process. It raises :class:`server.errors.ApiError` for refusals
+the contract defines and lets library / store exceptions propagate to the
+app's exception table.
+"""
+
+import logging
+import threading
+import time
+import zlib
+
+from vpcore.model import Take, Voiceprint, load_model
+
+from .errors import (
+    ALREADY_COMPLETED,
+    AUDIO_CONSTRAINT,
+    ENROLL_MESSAGES,
+    INCOMPLETE_USER,
+    MISMATCH_MESSAGE,
+    NO_CANDIDATES,
+    PREVIOUS_MISSING,
+    SERVICE_ERROR,
+    UNKNOWN_USER,
+    UNREGISTER_FAILED,
+    ApiError,
+)
+from .index import VoiceprintIndex, round_confidence
+from .store import ConflictError, open_store
+
+__all__ = ["VoiceprintService"]
+
+log = logging.getLogger("server")
+
+#: in-process locks, one per user name hash bucket
+_LOCK_STRIPES = 64
+#: attempts of an enrolment whose user another process changed meanwhile
+_MAX_CONFLICT_RETRIES = 20
+
+
+def local_time():
+    """Local server time as the API reports it: ``"YYYY-MM-DD HH:MM:SS"``."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+
+
+class VoiceprintService:
+    """The model, the store and the index of one worker process.
+
+    Parameters
+    ----------
+    config : server.config.Config
+    model : vpcore.model.VoiceprintModel, optional
+        Already loaded model (tests share one); None loads ``config.model_path``
+        (None: the model shipped with vpcore).
+
+    A model that fails to load or a store that fails to open does not stop the
+    service: requests that need them answer 22151 and the service retries at
+    most every ``config.retry_interval`` seconds. ``/health`` says what failed.
+    """
+
+    def __init__(self, config, model=None):
+        self.config = config
+        self._model = model
+        self._store = None
+        self._index = None
+        self._error = None  # (component, message) of the last failed initialisation
+        self._next_attempt = 0.0
+        self._init_lock = threading.Lock()
+        self._user_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._initialise()
+
+    # -- resources ----------------------------------------------------------
+
+    def _initialise(self):
+        with self._init_lock:
+            if self._index is not None:
+                return
+            if time.monotonic() < self._next_attempt:
+                return
+            self._next_attempt = time.monotonic() + self.config.retry_interval
+            component = "model"
+            try:
+                if self._model is None:
+                    self._model = load_model(self.config.model_path)
+                component = "store"
+                if self._store is None:
+                    self._store = open_store(self.config.store, self._model.fingerprint)
+                component = "index"
+                index = VoiceprintIndex(
+                    lambda blob: Voiceprint.from_bytes(blob).vector,
+                    self._model.voiceprint_dim,
+                )
+                index.refresh(self._store)
+                self._index = index
+                self._error = None
+                log.info("model %s and store %s ready (%d voiceprints)",
+                         self._model.fingerprint, self.config.store, len(index))
+            except Exception as exc:  # any failure: answer 22151 and retry later
+                self._error = (component, f"{type(exc).__name__}: {exc}")
+                log.error("%s unavailable: %s: %s", component, type(exc).__name__, exc)
+
+    def _resources(self):
+        """Return ``(model, store, index)`` or raise 22151 if they are not available."""
+        if self._index is None:
+            self._initialise()
+            if self._index is None:
+                component, message = self._error or ("service", "not initialised")
+                raise ApiError(SERVICE_ERROR, log_detail=f"{component} unavailable: {message}")
+        return self._model, self._store, self._index
+
+    def _user_lock(self, user_name):
+        return self._user_locks[zlib.crc32(user_name.encode("utf-8")) % _LOCK_STRIPES]
+
+    def close(self):
+        if self._store is not None:
+            self._store.close()
+
+    # -- health -------------------------------------------------------------
+
+    def health(self):
+        """Return ``(ok, data)`` describing the model, the store and the index."""
+        self._resources_quietly()
+        model = {"status": "ok"}
+        if self._model is not None:
+            model["fingerprint"] = self._model.fingerprint
+            model["voiceprint_dim"] = int(self._model.voiceprint_dim)
+        else:
+            model = {"status": "error", "error": self._error[1] if self._error else "not loaded"}
+        store = {"status": "unavailable"}
+        if self._store is not None:
+            try:
+                store = {"status": "ok", **self._store.status()}
+            except Exception as exc:
+                store = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+        elif self._error and self._error[0] == "store":
+            store = {"status": "error", "error": self._error[1]}
+        index = {"status": "unavailable"}
+        if self._index is not None:
+            index = {"status": "ok", "generation": self._index.generation,
+                     "voiceprints": len(self._index)}
+        elif self._error and self._error[0] == "index":
+            index = {"status": "error", "error": self._error[1]}
+        ok = model["status"] == store["status"] == index["status"] == "ok"
+        return ok, {"model": model, "store": store, "index": index}
+
+    def _resources_quietly(self):
+        if self._index is None:
+            self._initialise()
+
+    # -- endpoints ----------------------------------------------------------
+
+    def check_user(self, user_name):
+        _, store, _ = self._resources()
+        record = store.get_user(user_name)
+        if record is None:
+            return {"user_name": user_name, "enroll_num": 0, "update_time": "", "group_id": None}
+        return record.to_json()
+
+    def list_users(self, group_id=None, offset=0, limit=None):
+        _, store, _ = self._resources()
+        return [r.to_json() for r in store.list_users(group_id, offset, limit)]
+
+    def enroll(self, req):
+        """Accept take ``req.enroll_num`` of ``req.user_name``; return ``(message, data)``."""
+        model, store, _ = self._resources()
+        take = model.extract(req.samples)  # TooLittleSpeechError -> 22124
+        take_bytes = take.to_bytes()
+        name, k = req.user_name, req.enroll_num
+        with self._user_lock(name):
+            for _ in range(_MAX_CONFLICT_RETRIES):
+                record, stored = store.get_enrollment(name)
+                count = 0 if record is None else record.enroll_num
+                if count == 3:
+                    raise ApiError(ALREADY_COMPLETED, data={"user_name": name, "enroll_num": 3})
+                if k > count + 1:
+                    raise ApiError(PREVIOUS_MISSING, data={"user_name": name, "enroll_num": count})
+                previous = [Take.from_bytes(b) for b in stored[: k - 1]]
+                if previous:
+                    consistency = float(model.consistency(previous, take))
+                    if not consistency >= self.config.consistency_threshold:
+                        log.info("enroll %s take %d refused: consistency %.4f < %.4f", name, k,
+                                 consistency, self.config.consistency_threshold)
+                        raise ApiError(AUDIO_CONSTRAINT, message=MISMATCH_MESSAGE,
+                                       data={"user_name": name})
+                voiceprint = model.enroll(previous + [take]).to_bytes() if k == 3 else None
+                try:
+                    store.save_take(
+                        name, k, take_bytes, req.group_id, local_time(), voiceprint,
+                        expected_revision=None if record is None else record.revision,
+                    )
+                except ConflictError:
+                    continue  # another process changed this user: re-read and decide again
+                return ENROLL_MESSAGES[k], {"user_name": name, "enroll_num": k}
+        raise ApiError(SERVICE_ERROR, log_detail=(
+            f"enroll {name} take {k}: gave up after {_MAX_CONFLICT_RETRIES} concurrent changes"))
+
+    def verify(self, req):
+        """1-v-1 (``req.user_name``) or 1-v-N; return ``data``."""
+        model, store, index = self._resources()
+        take = model.extract(req.samples)  # TooLittleSpeechError -> 22124
+        if req.user_name is not None:
+            record, voiceprint = store.get_voiceprint(req.user_name)
+            if record is None:
+                raise ApiError(UNKNOWN_USER, data={"user_name": req.user_name})
+            if voiceprint is None:
+                raise ApiError(INCOMPLETE_USER,
+                               data={"user_name": req.user_name, "enroll_num": record.enroll_num})
+            score = model.verify(Voiceprint.from_bytes(voiceprint), take)
+            return {"user_name": req.user_name, "confidence": round_confidence(score.confidence)}
+        candidates = index.search(store, model, take, req.group_ids, req.top_n)
+        if not candidates:
+            raise ApiError(NO_CANDIDATES, data=None)
+        return [c.to_json() for c in candidates]
+
+    def unregister(self, user_name):
+        _, store, _ = self._resources()
+        with self._user_lock(user_name):
+            if not store.delete_user(user_name):
+                raise ApiError(UNREGISTER_FAILED, data={"user_name": user_name})
+        return {"user_name": user_name}

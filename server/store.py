@@ -1,0 +1,499 @@
+"""Durable storage of users, enrolment takes and voiceprints.
+
+:class:`Store` is the interface the service uses; :class:`SQLiteStore` is the
+default backend (one file, WAL journal, ``synchronous=FULL``). A PostgreSQL
+backend implements the same interface; :func:`open_store` picks the backend
+from the URL.
+
+Data model
+----------
+``meta``
+    ``schema_version``, ``model_fingerprint`` (the store refuses to open with
+    another model) and ``generation``, a counter bumped by every change, which
+    lets each worker process notice that its in-memory 1-v-N index is stale.
+``users``
+    ``name`` (key), ``enroll_num`` (1..3), ``group_id`` (0..99),
+    ``update_time`` (``"YYYY-MM-DD HH:MM:SS"``), ``revision`` (the generation
+    of its last change; optimistic concurrency token) and ``voiceprint``
+    (present exactly when ``enroll_num == 3``).
+``takes``
+    ``(user_name, take_num)`` -> serialized take; a user with ``enroll_num = c``
+    has exactly takes ``1..c``.
+
+Every write is one transaction; a success is reported only after COMMIT.
+"""
+
+import abc
+import dataclasses
+import os
+import sqlite3
+import threading
+import time
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "StoreError",
+    "StoreModelMismatchError",
+    "ConflictError",
+    "UserRecord",
+    "Store",
+    "SQLiteStore",
+    "open_store",
+]
+
+SCHEMA_VERSION = 1
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used (unreachable, corrupt, wrong model)."""
+
+
+class StoreModelMismatchError(StoreError):
+    """The store was created with a model of another fingerprint."""
+
+
+class ConflictError(StoreError):
+    """A user changed between reading its state and writing the new take."""
+
+
+@dataclasses.dataclass(frozen=True)
+class UserRecord:
+    """One row of ``users`` (without the blobs)."""
+
+    user_name: str
+    enroll_num: int
+    group_id: int
+    update_time: str
+    #: generation of the user's last change: the token :meth:`Store.save_take` checks
+    revision: int
+
+    def to_json(self):
+        return {
+            "user_name": self.user_name,
+            "enroll_num": self.enroll_num,
+            "update_time": self.update_time,
+            "group_id": self.group_id,
+        }
+
+
+class Store(abc.ABC):
+    """What the service needs from a storage backend.
+
+    Implementations are safe to share between the threads of one process and
+    between several processes using the same database. Names compare and sort
+    in code-point order. Every method raises :class:`StoreError` (or a
+    subclass) when the backend fails; nothing else escapes.
+    """
+
+    #: fingerprint of the model this store belongs to
+    fingerprint: str
+
+    @abc.abstractmethod
+    def get_user(self, user_name):
+        """Return the :class:`UserRecord` of ``user_name``, or None if unknown."""
+
+    @abc.abstractmethod
+    def get_enrollment(self, user_name):
+        """Return ``(record, takes)`` read in one snapshot.
+
+        ``takes`` is the list of serialized takes ``1..record.enroll_num`` in
+        order (``(None, [])`` for an unknown user).
+        """
+
+    @abc.abstractmethod
+    def get_voiceprint(self, user_name):
+        """Return ``(record, voiceprint_bytes)``; ``(None, None)`` if unknown,
+        ``(record, None)`` if enrolled fewer than 3 times."""
+
+    @abc.abstractmethod
+    def save_take(self, user_name, take_num, take, group_id, update_time, voiceprint,
+                  expected_revision):
+        """Atomically accept take ``take_num`` (1..3) of ``user_name``.
+
+        In one transaction: check that the user's revision still equals
+        ``expected_revision`` (None: the user must not exist), else raise
+        :class:`ConflictError` and change nothing; delete the user's takes
+        ``>= take_num``; insert ``take``; set ``enroll_num = take_num``,
+        ``group_id``, ``update_time`` and ``voiceprint`` (bytes if
+        ``take_num == 3``, else None); bump the generation. Returns the new
+        :class:`UserRecord` once the transaction is durably committed.
+        Raises :class:`StoreError` if ``take_num > enroll_num + 1`` or
+        ``voiceprint`` is given for a take other than 3 (or missing for take 3).
+        """
+
+    @abc.abstractmethod
+    def delete_user(self, user_name):
+        """Delete the user, its takes and voiceprint in one transaction.
+
+        Returns True if the user existed (and bumps the generation), else False.
+        """
+
+    @abc.abstractmethod
+    def list_users(self, group_id=None, offset=0, limit=None):
+        """Return the users (any ``enroll_num``) sorted by name in code-point order,
+        optionally only those of ``group_id``, skipping ``offset``, at most ``limit``."""
+
+    @abc.abstractmethod
+    def generation(self):
+        """Return the change counter (int; grows with every committed change)."""
+
+    @abc.abstractmethod
+    def load_voiceprints(self):
+        """Return ``(generation, rows)`` read in one snapshot, where ``rows`` is
+        a list of ``(user_name, group_id, voiceprint_bytes)`` of every fully
+        enrolled user, sorted by name."""
+
+    @abc.abstractmethod
+    def status(self):
+        """Return a small JSON-able dict describing the backend's health
+        (backend, schema version, generation...) without reading user data.
+        Raises :class:`StoreError` if the store is unusable."""
+
+    @abc.abstractmethod
+    def close(self):
+        """Release the connections of this process."""
+
+
+def open_store(url, fingerprint):
+    """Open (creating if needed) the store at ``url`` for the model ``fingerprint``.
+
+    ``url`` is a file path, ``sqlite:///relative/path``, ``sqlite:////absolute/path``
+    or ``postgresql://...`` (needs the PostgreSQL backend, ``server.store_pg``).
+
+    Raises
+    ------
+    StoreModelMismatchError
+        The store was created with another model.
+    StoreError
+        The store cannot be opened.
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from .store_pg import PostgresStore  # added by the PostgreSQL backend
+        except ImportError as exc:
+            raise StoreError(
+                f"VPCORE_STORE={_redact(url)} needs the PostgreSQL backend "
+                f"(server/store_pg.py and psycopg), which is not available: {exc}"
+            ) from None
+        return PostgresStore(url, fingerprint)
+    if url.startswith("sqlite://"):
+        path = url[len("sqlite://"):]
+        if path.startswith("/"):
+            path = path[1:]
+    elif "://" in url:
+        raise StoreError(f"VPCORE_STORE={_redact(url)}: unknown store URL scheme")
+    else:
+        path = url
+    return SQLiteStore(path, fingerprint)
+
+
+def _redact(url):
+    """Hide a password in a URL before it goes into a message."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    name        TEXT PRIMARY KEY,
+    enroll_num  INTEGER NOT NULL CHECK (enroll_num BETWEEN 1 AND 3),
+    group_id    INTEGER NOT NULL CHECK (group_id BETWEEN 0 AND 99),
+    update_time TEXT NOT NULL,
+    revision    INTEGER NOT NULL,
+    voiceprint  BLOB,
+    CHECK ((enroll_num = 3) = (voiceprint IS NOT NULL))
+);
+CREATE INDEX IF NOT EXISTS users_by_group ON users (group_id, name);
+CREATE TABLE IF NOT EXISTS takes (
+    user_name TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+    take_num  INTEGER NOT NULL CHECK (take_num BETWEEN 1 AND 3),
+    take      BLOB NOT NULL,
+    PRIMARY KEY (user_name, take_num)
+);
+"""
+
+
+class SQLiteStore(Store):
+    """The default backend: one SQLite file in WAL mode with ``synchronous=FULL``.
+
+    Each thread of each process gets its own connection (opened lazily and
+    re-opened after a fork). Writes run in ``BEGIN IMMEDIATE`` transactions,
+    which serialise writers across processes; readers use snapshot
+    transactions and never block writers.
+    """
+
+    #: how long a writer waits for another process' write lock, in seconds
+    BUSY_TIMEOUT = 30.0
+
+    def __init__(self, path, fingerprint):
+        if not isinstance(fingerprint, str) or not fingerprint:
+            raise StoreError(f"model fingerprint={fingerprint!r} must be a non-empty string")
+        self.path = os.path.abspath(path)
+        self.fingerprint = fingerprint
+        self._local = threading.local()
+        self._all = []  # (pid, connection) of every connection opened, for close()
+        self._all_lock = threading.Lock()
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            raise StoreError(f"store directory {directory} does not exist")
+        self._initialise()
+
+    # -- connections ---------------------------------------------------------
+
+    def _conn(self):
+        pid = os.getpid()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == pid:
+            return conn
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self.BUSY_TIMEOUT, isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.BUSY_TIMEOUT * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"store {self.path}: cannot switch to WAL (journal_mode={mode})")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from None
+        self._local.conn, self._local.pid = conn, pid
+        with self._all_lock:
+            self._all.append((pid, conn))
+        return conn
+
+    def close(self):
+        pid = os.getpid()
+        with self._all_lock:
+            mine = [c for p, c in self._all if p == pid]
+            self._all = [(p, c) for p, c in self._all if p != pid]
+        for conn in mine:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+    def _read(self, fn):
+        """Run ``fn(conn)`` in a read snapshot."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback(conn)
+            raise StoreError(f"store {self.path}: read failed: {exc}") from None
+
+    def _write(self, fn):
+        """Run ``fn(conn)`` in a ``BEGIN IMMEDIATE`` transaction; commit if it returns."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._rollback(conn)
+            raise StoreError(f"store {self.path}: cannot start a write: {exc}") from None
+        try:
+            result = fn(conn)
+            conn.execute("COMMIT")
+            return result
+        except sqlite3.Error as exc:
+            self._rollback(conn)
+            raise StoreError(f"store {self.path}: write failed: {exc}") from None
+        except BaseException:
+            self._rollback(conn)
+            raise
+
+    @staticmethod
+    def _rollback(conn):
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def _initialise(self):
+        def init(conn):
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if not meta:
+                conn.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("schema_version", SCHEMA_VERSION),
+                     ("model_fingerprint", self.fingerprint),
+                     ("generation", 0)],
+                )
+                return
+            version = meta.get("schema_version")
+            if version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {self.path} has schema version {version!r}; "
+                    f"this server reads version {SCHEMA_VERSION}"
+                )
+            stored = meta.get("model_fingerprint")
+            if stored != self.fingerprint:
+                raise StoreModelMismatchError(
+                    f"store {self.path} was created with model {stored!r}, but the loaded "
+                    f"model is {self.fingerprint!r}: start the service with the model the "
+                    "store was made with, or point VPCORE_STORE at another store"
+                )
+
+        try:
+            self._write(init)
+        except StoreError:
+            self.close()
+            raise
+
+    # -- interface -------------------------------------------------------------
+
+    _USER_COLUMNS = "name, enroll_num, group_id, update_time, revision"
+
+    @staticmethod
+    def _record(row):
+        return None if row is None else UserRecord(*row)
+
+    def _fetch_user(self, conn, user_name):
+        row = conn.execute(
+            f"SELECT {self._USER_COLUMNS} FROM users WHERE name = ?", (user_name,)
+        ).fetchone()
+        return self._record(row)
+
+    def get_user(self, user_name):
+        return self._read(lambda conn: self._fetch_user(conn, user_name))
+
+    def get_enrollment(self, user_name):
+        def read(conn):
+            record = self._fetch_user(conn, user_name)
+            if record is None:
+                return None, []
+            rows = conn.execute(
+                "SELECT take_num, take FROM takes WHERE user_name = ? ORDER BY take_num",
+                (user_name,),
+            ).fetchall()
+            if [r[0] for r in rows] != list(range(1, record.enroll_num + 1)):
+                raise StoreError(
+                    f"store {self.path}: user {user_name!r} has enroll_num="
+                    f"{record.enroll_num} but takes {[r[0] for r in rows]}"
+                )
+            return record, [bytes(r[1]) for r in rows]
+
+        return self._read(read)
+
+    def get_voiceprint(self, user_name):
+        def read(conn):
+            row = conn.execute(
+                f"SELECT {self._USER_COLUMNS}, voiceprint FROM users WHERE name = ?",
+                (user_name,),
+            ).fetchone()
+            if row is None:
+                return None, None
+            return self._record(row[:5]), (None if row[5] is None else bytes(row[5]))
+
+        return self._read(read)
+
+    def save_take(self, user_name, take_num, take, group_id, update_time, voiceprint,
+                  expected_revision):
+        if take_num not in (1, 2, 3):
+            raise StoreError(f"take_num={take_num!r} must be 1, 2 or 3")
+        if (take_num == 3) != (voiceprint is not None):
+            raise StoreError("a voiceprint is stored with take 3, and only with take 3")
+
+        def write(conn):
+            current = self._fetch_user(conn, user_name)
+            revision = None if current is None else current.revision
+            if revision != expected_revision:
+                raise ConflictError(
+                    f"user {user_name!r} changed concurrently "
+                    f"(revision {revision}, expected {expected_revision})"
+                )
+            count = 0 if current is None else current.enroll_num
+            if take_num > count + 1:
+                raise StoreError(
+                    f"take {take_num} of {user_name!r} needs takes 1..{take_num - 1}, has {count}"
+                )
+            conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+            generation = conn.execute(
+                "SELECT value FROM meta WHERE key = 'generation'"
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO users (name, enroll_num, group_id, update_time, revision, voiceprint)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET enroll_num = excluded.enroll_num,"
+                " group_id = excluded.group_id, update_time = excluded.update_time,"
+                " revision = excluded.revision, voiceprint = excluded.voiceprint",
+                (user_name, take_num, group_id, update_time, generation, voiceprint),
+            )
+            conn.execute(
+                "DELETE FROM takes WHERE user_name = ? AND take_num >= ?", (user_name, take_num)
+            )
+            conn.execute(
+                "INSERT INTO takes (user_name, take_num, take) VALUES (?, ?, ?)",
+                (user_name, take_num, take),
+            )
+            return UserRecord(user_name, take_num, group_id, update_time, generation)
+
+        return self._write(write)
+
+    def delete_user(self, user_name):
+        def write(conn):
+            cur = conn.execute("DELETE FROM users WHERE name = ?", (user_name,))
+            if cur.rowcount == 0:
+                return False
+            conn.execute("DELETE FROM takes WHERE user_name = ?", (user_name,))
+            conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+            return True
+
+        return self._write(write)
+
+    def list_users(self, group_id=None, offset=0, limit=None):
+        sql = f"SELECT {self._USER_COLUMNS} FROM users"
+        args = []
+        if group_id is not None:
+            sql += " WHERE group_id = ?"
+            args.append(group_id)
+        # BINARY collation compares UTF-8 bytes, which is code-point order.
+        sql += " ORDER BY name COLLATE BINARY LIMIT ? OFFSET ?"
+        args += [-1 if limit is None else limit, offset]
+        return self._read(
+            lambda conn: [self._record(r) for r in conn.execute(sql, args).fetchall()]
+        )
+
+    def generation(self):
+        return self._read(
+            lambda conn: int(conn.execute(
+                "SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        )
+
+    def load_voiceprints(self):
+        def read(conn):
+            generation = int(conn.execute(
+                "SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            rows = conn.execute(
+                "SELECT name, group_id, voiceprint FROM users"
+                " WHERE voiceprint IS NOT NULL ORDER BY name COLLATE BINARY"
+            ).fetchall()
+            return generation, [(n, g, bytes(v)) for n, g, v in rows]
+
+        return self._read(read)
+
+    def status(self):
+        start = time.perf_counter()
+        meta = self._read(lambda conn: dict(conn.execute("SELECT key, value FROM meta")))
+        return {
+            "backend": "sqlite",
+            "path": self.path,
+            "schema_version": meta.get("schema_version"),
+            "generation": meta.get("generation"),
+            "latency_ms": round((time.perf_counter() - start) * 1000.0, 3),
+        }
