@@ -1,0 +1,670 @@
+"""The whole pipeline in one object: training, enrolment, scoring and persistence.
+
+``VoiceprintModel`` chains the fitted stages so that training, enrolment and
+test always apply the very same transforms::
+
+    waveform -> features -> Baum-Welch stats -> i-vector -> backend -> PLDA space
+             -> PLDA LLR -> AS-norm -> calibrated confidence
+
+A :class:`Take` is one utterance in the PLDA space; a :class:`Voiceprint` is
+an enrolment of one or more takes, packed as one float32 row so that a probe
+is scored against many voiceprints with one matrix product.
+
+Models are saved as ``.npz`` named arrays plus a versioned JSON header, and
+load without pickle.
+"""
+
+import hashlib
+import io
+import json
+import os
+import struct
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from joblib import Parallel, delayed
+
+from ._validation import check_array, check_fitted, check_float, check_int, check_random_state
+from .audio import check_waveform
+from .backend import Backend
+from .calibration import LogisticCalibration
+from .errors import (AudioError, ModelError, NotFittedError, ParameterError,
+                     TooLittleSpeechError)
+from .features import FeatureOptions, extract_features
+from .ivector import TotalVariability
+from .normalisation import as_norm, top_n_stats
+from .plda import PLDA
+from .stats import compute_stats
+from .ubm import DiagonalGMM
+
+__all__ = ["FORMAT_VERSION", "Take", "Voiceprint", "Score", "VoiceprintModel", "load_model",
+           "default_model_path"]
+
+#: Version of the saved model format; a file of another version does not load.
+FORMAT_VERSION = 1
+
+_TAKE_MAGIC = b"VPT1"
+_VP_MAGIC = b"VPV1"
+
+
+def default_model_path():
+    """Path of the model shipped inside the package."""
+    return Path(__file__).resolve().parent / "data" / "default_model.npz"
+
+
+@dataclass(frozen=True)
+class Score:
+    """Result of scoring a probe: the (normalised) LLR and the calibrated confidence."""
+
+    llr: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Take:
+    """One utterance as the model sees it.
+
+    Attributes
+    ----------
+    vector : ndarray of shape (R,), float32
+        The utterance in the PLDA's diagonal space.
+    n_frames : int
+        Speech frames behind it.
+    fingerprint : str
+        Fingerprint of the model that made it.
+    """
+
+    vector: np.ndarray
+    n_frames: int
+    fingerprint: str
+
+    def to_bytes(self):
+        fp = self.fingerprint.encode("ascii")
+        head = _TAKE_MAGIC + struct.pack("<IIB", len(self.vector), self.n_frames, len(fp)) + fp
+        return head + np.asarray(self.vector, dtype="<f4").tobytes()
+
+    @classmethod
+    def from_bytes(cls, data):
+        dim, n_frames, fp, rest = _unpack(data, _TAKE_MAGIC, "take")
+        if len(rest) != 4 * dim:
+            raise ModelError(f"take bytes hold {len(rest)} data bytes, expected {4 * dim}")
+        return cls(np.frombuffer(rest, dtype="<f4").astype(np.float32), n_frames, fp)
+
+
+@dataclass(frozen=True)
+class Voiceprint:
+    """An enrolment: the mean of its takes in PLDA space and what scoring needs.
+
+    Attributes
+    ----------
+    mean : ndarray of shape (R,)
+    n : int
+        Number of takes.
+    quad : float
+        The enrolment's quadratic term of the PLDA LLR (precomputed).
+    norm_mean, norm_std : float
+        Enrolment-side AS-norm statistics (0 and 1 when AS-norm is off).
+    fingerprint : str
+    """
+
+    mean: np.ndarray
+    n: int
+    quad: float
+    norm_mean: float
+    norm_std: float
+    fingerprint: str
+
+    @property
+    def vector(self):
+        """Packed float32 row ``[mean (R), n, quad, norm_mean, norm_std]``."""
+        tail = [self.n, self.quad, self.norm_mean, self.norm_std]
+        return np.concatenate([self.mean, tail]).astype(np.float32)
+
+    @classmethod
+    def from_vector(cls, vector, fingerprint):
+        v = np.asarray(vector, dtype=np.float32)
+        return cls(v[:-4].copy(), int(round(float(v[-4]))), float(v[-3]), float(v[-2]),
+                   float(v[-1]), fingerprint)
+
+    def to_bytes(self):
+        fp = self.fingerprint.encode("ascii")
+        v = self.vector
+        return (_VP_MAGIC + struct.pack("<IIB", len(v), self.n, len(fp)) + fp
+                + v.astype("<f4").tobytes())
+
+    @classmethod
+    def from_bytes(cls, data):
+        dim, _, fp, rest = _unpack(data, _VP_MAGIC, "voiceprint")
+        if len(rest) != 4 * dim:
+            raise ModelError(f"voiceprint bytes hold {len(rest)} data bytes, expected {4 * dim}")
+        return cls.from_vector(np.frombuffer(rest, dtype="<f4"), fp)
+
+
+def _unpack(data, magic, what):
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ParameterError(f"{what} data must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < 13 or data[:4] != magic:
+        raise ModelError(f"bytes are not a serialised {what} (bad magic)")
+    dim, count, fp_len = struct.unpack("<IIB", data[4:13])
+    fp = data[13:13 + fp_len].decode("ascii", errors="replace")
+    return dim, count, fp, data[13 + fp_len:]
+
+
+def _features_or_none(samples, options):
+    try:
+        return extract_features(samples, options)
+    except TooLittleSpeechError:
+        return None
+
+
+def _split_frames(frames, min_frames, max_parts):
+    """Cut one utterance's frames into up to ``max_parts`` contiguous parts of >= min_frames."""
+    parts = min(max_parts, len(frames) // min_frames)
+    if parts < 2:
+        return [frames]
+    return np.array_split(frames, parts)
+
+
+class VoiceprintModel:
+    """MFCC / GMM-UBM / i-vector / PLDA speaker-verification model.
+
+    Parameters
+    ----------
+    n_components : int
+        C, UBM components.
+    tv_rank : int
+        S, i-vector dimension.
+    lda_dim : int or None
+        R, LDA output dimension (None: no LDA).
+    wccn : bool
+    ubm_iter, tv_iter, plda_iter : int
+        EM iterations of each stage.
+    ubm_max_frames : int
+        Frames sampled for UBM training.
+    asnorm_top : int or None
+        AS-norm with the top-N cohort scores; None turns AS-norm off.
+    cohort_per_speaker : int
+        Cohort vectors kept per training speaker.
+    calibration_prior : float
+        Prior of "same speaker" under which ``confidence`` is a posterior.
+    calibration_folds : int
+        Speaker folds for cross-validated calibration scores.
+    split_frames : int
+        Speakers with one utterance have it cut into parts of at least this many
+        speech frames, so the backend sees within-speaker variation (0 disables).
+    features : FeatureOptions
+    n_jobs : int
+        Processes for feature extraction (joblib).
+    random_state : int or None
+        Seed of every random step; None means 0.
+    """
+
+    def __init__(self, n_components=256, tv_rank=200, lda_dim=150, wccn=False,
+                 ubm_iter=10, tv_iter=10, plda_iter=10, ubm_max_frames=400_000,
+                 asnorm_top=200, cohort_per_speaker=2, calibration_prior=0.5,
+                 calibration_folds=4, split_frames=300, features=None, n_jobs=1,
+                 random_state=None):
+        self.n_components = n_components
+        self.tv_rank = tv_rank
+        self.lda_dim = lda_dim
+        self.wccn = wccn
+        self.ubm_iter = ubm_iter
+        self.tv_iter = tv_iter
+        self.plda_iter = plda_iter
+        self.ubm_max_frames = ubm_max_frames
+        self.asnorm_top = asnorm_top
+        self.cohort_per_speaker = cohort_per_speaker
+        self.calibration_prior = calibration_prior
+        self.calibration_folds = calibration_folds
+        self.split_frames = split_frames
+        self.features = features
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ options ---
+    @property
+    def feature_options(self):
+        return self.features if self.features is not None else FeatureOptions()
+
+    def _options(self):
+        return {
+            "n_components": self.n_components, "tv_rank": self.tv_rank, "lda_dim": self.lda_dim,
+            "wccn": self.wccn, "ubm_iter": self.ubm_iter, "tv_iter": self.tv_iter,
+            "plda_iter": self.plda_iter, "ubm_max_frames": self.ubm_max_frames,
+            "asnorm_top": self.asnorm_top, "cohort_per_speaker": self.cohort_per_speaker,
+            "calibration_prior": self.calibration_prior,
+            "calibration_folds": self.calibration_folds, "split_frames": self.split_frames,
+            "random_state": self.random_state,
+        }
+
+    def _validate(self):
+        check_int("n_components", self.n_components, low=2, high=4096)
+        check_int("tv_rank", self.tv_rank, low=2, high=1000)
+        if self.lda_dim is not None:
+            check_int("lda_dim", self.lda_dim, low=1, high=self.tv_rank)
+        if self.asnorm_top is not None:
+            check_int("asnorm_top", self.asnorm_top, low=1)
+        check_int("cohort_per_speaker", self.cohort_per_speaker, low=1)
+        check_float("calibration_prior", self.calibration_prior, low=0.0, high=1.0,
+                    low_inclusive=False)
+        if self.calibration_prior >= 1.0:
+            raise ParameterError(f"calibration_prior={self.calibration_prior} must be < 1")
+        check_int("calibration_folds", self.calibration_folds, low=2)
+        check_int("split_frames", self.split_frames, low=0)
+        check_int("n_jobs", self.n_jobs, low=-1)
+        self.feature_options.validate()
+
+    # ----------------------------------------------------------------- training ---
+    def extract_all(self, waveforms, progress=False):
+        """Front-end features of many waveforms (parallel over ``n_jobs``).
+
+        Waveforms with too little speech give None.
+        """
+        opts = self.feature_options
+        items = waveforms
+        if progress:
+            from tqdm.auto import tqdm
+            items = tqdm(waveforms, desc="features", unit="utt", disable=not progress)
+        if self.n_jobs == 1:
+            return [_features_or_none(w, opts) for w in items]
+        return Parallel(n_jobs=self.n_jobs)(delayed(_features_or_none)(w, opts) for w in items)
+
+    def fit(self, waveforms, speakers, progress=False):
+        """Train every stage on labelled waveforms; returns self.
+
+        Parameters
+        ----------
+        waveforms : sequence of ndarray (n_samples,) or of callables returning one
+            Utterances at the model's sample rate. A callable is called when the
+            utterance is needed (lets large corpora stream from disk).
+        speakers : sequence of str
+            Speaker label of each utterance.
+        """
+        self._validate()
+        if len(waveforms) != len(speakers):
+            raise ParameterError(f"waveforms ({len(waveforms)}) and speakers ({len(speakers)}) "
+                                 "must have the same length")
+        loaded = (w() if callable(w) else w for w in waveforms)
+        feats = self.extract_all(list(loaded), progress=progress)
+        return self.fit_features(feats, speakers, progress=progress)
+
+    def fit_features(self, features, speakers, progress=False):
+        """Train on precomputed front-end features (None entries are skipped); returns self."""
+        self._validate()
+        keep = [i for i, f in enumerate(features) if f is not None and len(f) > 0]
+        if len(keep) < len(features):
+            warnings.warn(f"{len(features) - len(keep)} of {len(features)} training utterances "
+                          "had too little speech and were skipped", stacklevel=2)
+        features = [np.asarray(features[i], dtype=np.float32) for i in keep]
+        speakers = [str(speakers[i]) for i in keep]
+        if len(set(speakers)) < 4:
+            raise ParameterError(f"training data has {len(set(speakers))} speakers with speech; "
+                                 "at least 4 are needed")
+        report = _progress_printer(progress)
+        self.feature_options_ = self.feature_options
+        # 1. UBM on pooled frames.
+        self.ubm_ = DiagonalGMM(n_components=self.n_components, n_iter=self.ubm_iter,
+                                max_frames=self.ubm_max_frames,
+                                random_state=self.random_state)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.ubm_.fit(np.concatenate(features), progress=report)
+        # 2. Units for the backend: utterances, and parts of single-utterance speakers.
+        unit_feats, unit_spk = self._units(features, speakers)
+        # 3. Statistics and the total-variability model (trained on whole utterances).
+        params = self.ubm_.params
+        stats = [compute_stats(params, f) for f in features]
+        N = np.stack([s.n for s in stats])
+        F = np.stack([s.f for s in stats]).astype(np.float32)
+        self.tv_ = TotalVariability(rank=self.tv_rank, n_iter=self.tv_iter,
+                                    random_state=self.random_state)
+        self.tv_.fit(N, F, progress=report)
+        # Store T in float32 so that a saved and reloaded model scores identically.
+        self.tv_.set_matrix(self.tv_.T_.astype(np.float32).astype(np.float64),
+                            self.n_components)
+        del N, F
+        ivecs = np.stack([self.tv_.transform_one(s.n, s.f) for s in
+                          (compute_stats(params, f) for f in unit_feats)])
+        unit_spk = np.asarray(unit_spk)
+        # 4. Cross-validated scores for calibration, then the final backend on everything.
+        cal_scores, cal_labels = self._cv_scores(ivecs, unit_spk)
+        self.backend_, self.plda_, cohort = self._fit_backend(ivecs, unit_spk)
+        self.cohort_ = cohort
+        self.calibration_ = LogisticCalibration(prior=self.calibration_prior)
+        self.calibration_.fit(cal_scores, cal_labels)
+        self.training_summary_ = {
+            "utterances": len(features), "speakers": len(set(speakers)),
+            "backend_units": int(len(unit_spk)), "frames": int(sum(len(f) for f in features)),
+            "calibration_trials": {"target": int(cal_labels.sum()),
+                                   "nontarget": int((~cal_labels).sum())},
+        }
+        self._finish()
+        return self
+
+    def _units(self, features, speakers):
+        counts = {}
+        for s in speakers:
+            counts[s] = counts.get(s, 0) + 1
+        unit_feats, unit_spk = [], []
+        for f, s in zip(features, speakers):
+            parts = [f]
+            if counts[s] == 1 and self.split_frames:
+                parts = _split_frames(f, self.split_frames, max_parts=4)
+            unit_feats.extend(parts)
+            unit_spk.extend([s] * len(parts))
+        return unit_feats, unit_spk
+
+    def _fit_backend(self, ivecs, spk):
+        """Backend + PLDA on i-vectors of labelled units; also returns the cohort."""
+        backend = Backend(lda_dim=self.lda_dim, wccn=self.wccn).fit(ivecs, spk)
+        X = backend.transform(ivecs)
+        multi = _speakers_with_several(spk)
+        mask = np.isin(spk, multi)
+        plda = PLDA(n_iter=self.plda_iter).fit(X[mask], spk[mask])
+        Z = plda.project(X)
+        rng = check_random_state(self.random_state)
+        cohort_idx = []
+        for s in np.unique(spk):
+            idx = np.flatnonzero(spk == s)
+            cohort_idx.extend(rng.permutation(idx)[: self.cohort_per_speaker])
+        return backend, plda, Z[np.sort(cohort_idx)]
+
+    def _cv_scores(self, ivecs, spk):
+        """Scores of trials among held-out speakers, for calibration (K-fold over speakers)."""
+        rng = check_random_state(self.random_state)
+        multi = _speakers_with_several(spk, at_least=4)
+        if len(multi) < 2 * self.calibration_folds:
+            raise ParameterError(
+                f"only {len(multi)} speakers have 4 or more utterances/parts; calibration with "
+                f"calibration_folds={self.calibration_folds} needs at least "
+                f"{2 * self.calibration_folds}")
+        folds = np.array_split(rng.permutation(multi), self.calibration_folds)
+        scores, labels = [], []
+        for fold in folds:
+            held = np.isin(spk, fold)
+            backend, plda, cohort = self._fit_backend(ivecs[~held], spk[~held])
+            Z = plda.project(backend.transform(ivecs[held]))
+            s_held = spk[held]
+            enrol_means, probes, probe_spk = [], [], []
+            for s in fold:
+                idx = rng.permutation(np.flatnonzero(s_held == s))
+                enrol_means.append(Z[idx[:3]].mean(axis=0))
+                probes.append(Z[idx[3:]])
+                probe_spk += [s] * (len(idx) - 3)
+            enrol_means = np.stack(enrol_means)
+            probes = np.concatenate(probes)
+            raw = plda.score_projected(enrol_means, 3, probes)
+            if self.asnorm_top is not None:
+                e_stats = top_n_stats(plda.score_projected(enrol_means, 3, cohort), self.asnorm_top)
+                t_stats = top_n_stats(plda.score_projected(cohort, 1, probes).T, self.asnorm_top)
+                raw = as_norm(raw, (e_stats[0][:, None], e_stats[1][:, None]),
+                              (t_stats[0][None, :], t_stats[1][None, :]))
+            scores.append(raw.ravel())
+            labels.append((np.asarray(fold)[:, None] == np.asarray(probe_spk)[None, :]).ravel())
+        return np.concatenate(scores), np.concatenate(labels)
+
+    # ------------------------------------------------------------ derived state ---
+    def _finish(self):
+        """Compute the fingerprint and derived caches of a fitted/loaded model."""
+        arrays, header = self._arrays_and_header()
+        digest = hashlib.sha256(json.dumps(header["options"], sort_keys=True).encode())
+        for name in sorted(arrays):
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(arrays[name]).tobytes())
+        self.fingerprint_ = digest.hexdigest()[:16]
+
+    @property
+    def fingerprint(self):
+        """16 hex digits identifying the model's parameters."""
+        check_fitted(self, "fingerprint_")
+        return self.fingerprint_
+
+    @property
+    def voiceprint_dim(self):
+        """Length of :attr:`Voiceprint.vector` rows."""
+        check_fitted(self, "plda_")
+        return len(self.plda_.mean_) + 4
+
+    # ---------------------------------------------------------------- inference ---
+    def extract(self, samples):
+        """One waveform -> :class:`Take`.
+
+        Raises
+        ------
+        AudioError
+            The waveform is not a finite 1-D array.
+        TooLittleSpeechError
+            The VAD found too little speech.
+        """
+        check_fitted(self, "fingerprint_")
+        feats = extract_features(check_waveform(samples, self.feature_options_.sample_rate),
+                                 self.feature_options_)
+        return self.take_from_features(feats)
+
+    def take_from_features(self, feats):
+        """Front-end features (T, D) -> :class:`Take`."""
+        check_fitted(self, "fingerprint_")
+        stats = compute_stats(self.ubm_.params, feats)
+        w = self.tv_.transform_one(stats.n, stats.f)
+        z = self.plda_.project(self.backend_.transform(w[None, :]))[0]
+        if not np.all(np.isfinite(z)):
+            raise AudioError("the audio gave a non-finite voiceprint (it is not speech)")
+        return Take(z.astype(np.float32), int(len(feats)), self.fingerprint_)
+
+    def _check_takes(self, takes, name="takes"):
+        if isinstance(takes, Take):
+            takes = [takes]
+        if not takes:
+            raise ParameterError(f"{name} is empty: at least one take is needed")
+        for t in takes:
+            if not isinstance(t, Take):
+                raise ParameterError(f"{name} must hold Take objects, got {type(t).__name__}")
+            if t.fingerprint != self.fingerprint:
+                raise ModelError(f"take of model {t.fingerprint} cannot be used with model "
+                                 f"{self.fingerprint}")
+        return list(takes)
+
+    def enroll(self, takes):
+        """Takes (or waveforms) of one speaker -> :class:`Voiceprint`."""
+        check_fitted(self, "fingerprint_")
+        if isinstance(takes, (list, tuple)) and takes and not isinstance(takes[0], Take):
+            takes = [self.extract(t) for t in takes]
+        takes = self._check_takes(takes)
+        n = len(takes)
+        mean = np.mean([t.vector.astype(np.float64) for t in takes], axis=0)
+        mean32 = mean.astype(np.float32)
+        quad = float(self.plda_.quad_term(mean32.astype(np.float64), n))
+        norm_mean, norm_std = 0.0, 1.0
+        if self.asnorm_top is not None:
+            cohort_scores = self.plda_.score_projected(mean32[None, :].astype(np.float64), n,
+                                                       self.cohort_)[0]
+            norm_mean, norm_std = (float(v) for v in top_n_stats(cohort_scores, self.asnorm_top))
+        return Voiceprint(mean32, n, quad, norm_mean, norm_std, self.fingerprint)
+
+    def _probe_norm(self, z):
+        if self.asnorm_top is None:
+            return 0.0, 1.0
+        scores = self.plda_.score_projected(self.cohort_, 1, z[None, :])[:, 0]
+        return top_n_stats(scores, self.asnorm_top)
+
+    def score_many(self, V, take):
+        """Score one probe against many voiceprints in one vectorised pass.
+
+        Parameters
+        ----------
+        V : ndarray of shape (N, voiceprint_dim)
+            Rows of :attr:`Voiceprint.vector`.
+        take : Take or ndarray (waveform)
+
+        Returns
+        -------
+        llrs : ndarray of shape (N,)
+            Normalised scores (AS-norm when enabled).
+        confidences : ndarray of shape (N,)
+            Calibrated probabilities of "same speaker", in [0, 1].
+        """
+        check_fitted(self, "fingerprint_")
+        if not isinstance(take, Take):
+            take = self.extract(take)
+        take = self._check_takes([take], "take")[0]
+        V = np.asarray(V, dtype=np.float32)
+        if V.ndim != 2 or V.shape[1] != self.voiceprint_dim:
+            raise ParameterError(f"V has shape {V.shape}, expected (N, {self.voiceprint_dim})")
+        z = take.vector.astype(np.float64)
+        R = len(z)
+        M, n_col, quad = V[:, :R], V[:, R], V[:, R + 1].astype(np.float64)
+        llr = np.empty(len(V))
+        psi = self.plda_.psi_
+        total = 1.0 + psi
+        for n in np.unique(n_col):
+            rows = np.flatnonzero(n_col == n)
+            a, var = self.plda_.enrol_terms(float(n))
+            const = (-0.5 * (np.log(var).sum() - np.log(total).sum())
+                     - 0.5 * float(z**2 @ (1.0 / var - 1.0 / total)))
+            u = (z * a / var).astype(np.float32)
+            llr[rows] = (M[rows] @ u).astype(np.float64) - 0.5 * quad[rows] + const
+        if self.asnorm_top is not None:
+            t_stats = self._probe_norm(z)
+            e_stats = (V[:, R + 2].astype(np.float64), V[:, R + 3].astype(np.float64))
+            llr = as_norm(llr, e_stats, t_stats)
+        return llr, self.calibration_.predict_proba(llr)
+
+    def verify(self, voiceprint, take):
+        """Score one probe against one voiceprint -> :class:`Score`."""
+        if not isinstance(voiceprint, Voiceprint):
+            raise ParameterError(f"voiceprint must be a Voiceprint, got "
+                                 f"{type(voiceprint).__name__}")
+        if voiceprint.fingerprint != self.fingerprint:
+            raise ModelError(f"voiceprint of model {voiceprint.fingerprint} cannot be scored "
+                             f"with model {self.fingerprint}")
+        llr, conf = self.score_many(voiceprint.vector[None, :], take)
+        return Score(float(llr[0]), float(conf[0]))
+
+    def consistency(self, previous_takes, take):
+        """Confidence that ``take`` is the speaker of ``previous_takes`` (enrolment check)."""
+        previous = self._check_takes(previous_takes, "previous_takes")
+        return self.verify(self.enroll(previous), take).confidence
+
+    # -------------------------------------------------------------- persistence ---
+    def _arrays_and_header(self):
+        check_fitted(self, "calibration_")
+        arrays = {
+            "ubm_weights": self.ubm_.weights_, "ubm_means": self.ubm_.means_,
+            "ubm_variances": self.ubm_.variances_,
+            "tv_matrix": self.tv_.T_.astype(np.float32),
+            "backend_mean": self.backend_.mean_, "backend_projection": self.backend_.projection_,
+            "plda_mean": self.plda_.mean_, "plda_between": self.plda_.between_,
+            "plda_within": self.plda_.within_, "cohort": self.cohort_,
+        }
+        header = {
+            "format": "vpcore-model", "format_version": FORMAT_VERSION,
+            "options": self._options(), "features": self.feature_options_.to_dict(),
+            "backend": {"length_norm": self.backend_.length_norm},
+            "calibration": self.calibration_.to_dict(),
+            "training": getattr(self, "training_summary_", {}),
+        }
+        return arrays, header
+
+    def save(self, path):
+        """Write the model atomically as ``.npz`` arrays plus a JSON header (no pickle)."""
+        arrays, header = self._arrays_and_header()
+        header = dict(header, fingerprint=self.fingerprint)
+        arrays = dict(arrays, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
+        path = Path(path)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(buf.getvalue())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"model file {str(path)!r} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, EOFError) as exc:
+            raise ModelError(f"model file {str(path)!r} is not a readable .npz: {exc}") from None
+        if "header" not in arrays:
+            raise ModelError(f"model file {str(path)!r} has no header")
+        try:
+            header = json.loads(arrays.pop("header").tobytes().decode())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelError(f"model file {str(path)!r} has a corrupt header: {exc}") from None
+        if header.get("format") != "vpcore-model":
+            raise ModelError(f"model file {str(path)!r} is not a vpcore model")
+        if header.get("format_version") != FORMAT_VERSION:
+            raise ModelError(f"model file {str(path)!r} has format_version="
+                             f"{header.get('format_version')!r}; this vpcore reads version "
+                             f"{FORMAT_VERSION}")
+        try:
+            model = cls(**header["options"], features=FeatureOptions.from_dict(header["features"]))
+            model.feature_options_ = model.features
+            model.ubm_ = DiagonalGMM(n_components=int(arrays["ubm_weights"].shape[0]))
+            model.ubm_.set_params_arrays(arrays["ubm_weights"], arrays["ubm_means"],
+                                         arrays["ubm_variances"])
+            model.tv_ = TotalVariability(rank=int(arrays["tv_matrix"].shape[1]))
+            model.tv_.set_matrix(arrays["tv_matrix"].astype(np.float64), model.ubm_.n_components)
+            model.backend_ = Backend(lda_dim=header["options"]["lda_dim"],
+                                     wccn=header["options"]["wccn"],
+                                     length_norm=header["backend"]["length_norm"])
+            model.backend_.set_arrays(arrays["backend_mean"], arrays["backend_projection"])
+            model.plda_ = PLDA().set_arrays(arrays["plda_mean"], arrays["plda_between"],
+                                            arrays["plda_within"])
+            model.cohort_ = check_array("cohort", arrays["cohort"], ndim=2)
+            model.calibration_ = LogisticCalibration.from_dict(header["calibration"])
+            model.training_summary_ = header.get("training", {})
+        except (KeyError, TypeError, ParameterError) as exc:
+            raise ModelError(f"model file {str(path)!r} is inconsistent: {exc}") from None
+        model._finish()
+        if header.get("fingerprint") not in (None, model.fingerprint_):
+            raise ModelError(f"model file {str(path)!r} is corrupt: fingerprint "
+                             f"{header.get('fingerprint')} != computed {model.fingerprint_}")
+        return model
+
+
+def _speakers_with_several(spk, at_least=2):
+    labels, counts = np.unique(spk, return_counts=True)
+    return labels[counts >= at_least]
+
+
+def _progress_printer(progress):
+    if not progress:
+        return None
+
+    def report(stage, iteration, value):
+        print(f"  {stage:>10} iter {iteration:2d}: {value:.4f}", flush=True)
+
+    return report
+
+
+def load_model(path=None):
+    """Load a saved model; ``None`` loads the default model shipped in the package.
+
+    Raises
+    ------
+    ModelError
+        Missing, unreadable, of another format version, or inconsistent.
+    """
+    if path is None:
+        path = default_model_path()
+        if not path.is_file():
+            raise ModelError(f"the default model {path} is not installed; train one with "
+                             "'vpcore train' and pass its path")
+    return VoiceprintModel.load(path)
