@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+from scipy.linalg.lapack import dpotrf, dpotri
+from threadpoolctl import threadpool_limits
 
 from ._validation import check_array, check_fitted, check_int, check_random_state
 from .errors import ModelError, ParameterError
@@ -71,22 +73,30 @@ class TvStats:
 
 
 def _posterior_batch(T, TT, N, F):
-    """Posterior precision, mean and second moment of w for a batch of utterances.
+    """Posterior mean and covariance of w for a batch of utterances.
 
     T : (C*D, S); TT : (C, S*S); N : (B, C); F : (B, C*D).
+    Returns w (B, S), cov (B, S, S) and the batch's EM objective.
     """
     S = T.shape[1]
     L = (N @ TT).reshape(-1, S, S)
     L[:, np.arange(S), np.arange(S)] += 1.0
     b = F @ T
-    chol = np.linalg.cholesky(L)
-    # L^{-1} from the Cholesky factor (batched): inv(L) = inv(chol)' inv(chol).
-    eye = np.broadcast_to(np.eye(S), L.shape)
-    chol_inv = np.linalg.solve(chol, eye)
-    cov = np.swapaxes(chol_inv, 1, 2) @ chol_inv
+    cov = np.empty_like(L)
+    logdet = 0.0
+    lower = np.tril_indices(S, -1)
+    # Small matrices: one BLAS thread each is much faster than several fighting.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for i in range(len(L)):
+            chol, info = dpotrf(L[i], lower=1, clean=0)
+            if info != 0:
+                raise ModelError("i-vector posterior precision is not positive definite")
+            inv, info = dpotri(chol, lower=1)
+            inv[lower[1], lower[0]] = inv[lower]  # mirror the lower triangle
+            cov[i] = inv
+            logdet += 2.0 * np.log(np.diagonal(chol)).sum()
     w = np.einsum("bij,bj->bi", cov, b)
-    logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
-    objective = 0.5 * float(np.einsum("bi,bi->", b, w) - logdet.sum())
+    objective = 0.5 * (float(np.einsum("bi,bi->", b, w)) - logdet)
     return w, cov, objective
 
 
