@@ -1,0 +1,150 @@
+"""Fixtures of the HTTP service tests.
+
+One small model is trained per vpcore source version and cached in pytest's
+cache directory (training takes tens of seconds on two cores); a handful of
+synthetic voices that this model tells apart well are picked once and cached
+with it. Tests get a fresh app (own SQLite store) from ``make_app``, or a
+real gunicorn server process from ``start_server``.
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import vpcore
+from server.app import create_app
+from server.config import Config
+from vpserver_support import UTTERANCE_SECONDS, Api, ServerProcess, Voices
+
+SMALL_MODEL = dict(n_components=16, tv_rank=20, lda_dim=10, random_state=0)
+N_VOICES = 4
+
+
+def _source_key():
+    digest = hashlib.sha256(json.dumps(SMALL_MODEL, sort_keys=True).encode())
+    for path in sorted(Path(vpcore.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def model_cache_dir(request, tmp_path_factory):
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return tmp_path_factory.mktemp("vpcore-model")
+    return Path(cache.mkdir("vpcore_server_model"))
+
+
+@pytest.fixture(scope="session")
+def small_model_path(model_cache_dir):
+    """Path of a small trained model (cached per vpcore source version)."""
+    from vpcore.model import VoiceprintModel, load_model
+    from vpcore.errors import ModelError
+    from vpcore.synth import synthesize_corpus
+
+    path = model_cache_dir / f"small-{_source_key()}.npz"
+    if path.is_file():
+        try:
+            load_model(path)
+            return path
+        except ModelError:
+            path.unlink()
+    corpus = synthesize_corpus(n_speakers=20, n_utterances=6, duration=(4.0, 6.0), random_state=0)
+    model = VoiceprintModel(**SMALL_MODEL).fit([c[2] for c in corpus], [c[0] for c in corpus])
+    tmp = model_cache_dir / f"tmp-{os.getpid()}.npz"
+    model.save(tmp)
+    os.replace(tmp, path)
+    for old in model_cache_dir.glob("small-*"):  # keep one version only
+        if old.name not in (path.name, path.with_suffix(".voices.json").name):
+            old.unlink(missing_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def model(small_model_path):
+    from vpcore.model import load_model
+
+    return load_model(small_model_path)
+
+
+def _pick_voices(model, want, candidates=range(1000, 1040)):
+    """Greedily pick voices with high self-consistency and low cross-consistency."""
+    from vpcore.synth import SyntheticSpeaker, synthesize
+
+    takes = {}
+    chosen = []
+    for seed in candidates:
+        t = [model.extract(synthesize(SyntheticSpeaker.from_seed(seed),
+                                      duration=UTTERANCE_SECONDS, random_state=u))
+             for u in range(5)]
+        vp = model.enroll(t[:3])
+        own = [model.consistency(t[:1], t[1]), model.consistency(t[:2], t[2]),
+               model.verify(vp, t[3]).confidence, model.verify(vp, t[4]).confidence]
+        if min(own) < 0.8:
+            continue
+        takes[seed] = t
+        ok = True
+        for other in chosen:
+            for a, b in ((seed, other), (other, seed)):
+                ta, tb = takes[a], takes[b]
+                cross = [model.consistency(ta[:1], tb[1]), model.consistency(ta[:2], tb[2]),
+                         model.verify(model.enroll(ta[:3]), tb[3]).confidence]
+                ok = ok and max(cross) < 0.2
+        if ok:
+            chosen.append(seed)
+            if len(chosen) == want:
+                return chosen
+    raise RuntimeError(f"only {len(chosen)} of {want} well separated synthetic voices found "
+                       f"among seeds {candidates}: the small model separates voices poorly")
+
+
+@pytest.fixture(scope="session")
+def voices(model, small_model_path):
+    cache = small_model_path.with_suffix(".voices.json")
+    if cache.is_file():
+        seeds = json.loads(cache.read_text())
+    else:
+        seeds = _pick_voices(model, N_VOICES)
+        cache.write_text(json.dumps(seeds))
+    return Voices(seeds)
+
+
+@pytest.fixture
+def make_app(model, tmp_path):
+    """``make_app(**config)`` -> :class:`Api` on a fresh store in ``tmp_path``."""
+    made = []
+
+    def make(model=model, store=None, **config):
+        config.setdefault("retry_interval", 0.0)
+        cfg = Config(store=str(store or tmp_path / f"store{len(made)}.sqlite3"), **config)
+        app = create_app(cfg, model=model)
+        made.append(app)
+        return Api(app)
+
+    yield make
+    for app in made:
+        app.extensions["vpcore"].close()
+
+
+@pytest.fixture
+def api(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def start_server(small_model_path, tmp_path):
+    started = []
+
+    def start(store=None, **kwargs):
+        kwargs.setdefault("log_path", tmp_path / "server.log")
+        server = ServerProcess(store or tmp_path / "store.sqlite3", small_model_path, **kwargs)
+        started.append(server)
+        return server.wait_ready()
+
+    yield start
+    for server in started:
+        server.stop()

@@ -1,0 +1,224 @@
+"""Helpers of the HTTP service tests (imported by conftest.py and the test modules)."""
+
+import base64
+import functools
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+OPENAPI = ROOT / "server" / "openapi.json"
+
+#: every status of the contract's table
+STATUSES = {"00000", "22111", "22121", "22123", "22124", "22131", "22132", "22133", "22134",
+            "22135", "22136", "22151", "22152"}
+
+UTTERANCE_SECONDS = 3.5
+
+
+class Voices:
+    """Synthetic voices the small model separates well; audio is cached.
+
+    ``voices.wav(i, u)`` is base64 of a WAV of voice ``i``, utterance ``u``
+    (utterances 0, 1, 2 are the enrolment takes the voices were picked with,
+    3 and 4 probes).
+    """
+
+    def __init__(self, seeds):
+        self.seeds = list(seeds)
+
+    def __len__(self):
+        return len(self.seeds)
+
+    @functools.lru_cache(maxsize=None)
+    def samples(self, i, utterance, duration=UTTERANCE_SECONDS):
+        from vpcore.synth import SyntheticSpeaker, synthesize
+
+        return synthesize(SyntheticSpeaker.from_seed(self.seeds[i]), duration=duration,
+                          random_state=utterance)
+
+    @functools.lru_cache(maxsize=None)
+    def wav(self, i, utterance, duration=UTTERANCE_SECONDS):
+        from vpcore.synth import to_wav_bytes
+
+        return b64(to_wav_bytes(self.samples(i, utterance, duration)))
+
+    @functools.lru_cache(maxsize=None)
+    def pcm(self, i, utterance, duration=UTTERANCE_SECONDS):
+        from vpcore.synth import to_pcm_bytes
+
+        return b64(to_pcm_bytes(self.samples(i, utterance, duration)))
+
+
+def b64(data):
+    return base64.b64encode(data).decode("ascii")
+
+
+def wav_bytes(samples, sample_rate=16000, channels=1, sampwidth=2):
+    """A RIFF/WAVE file of any layout (for the constraint tests)."""
+    x = np.clip(np.asarray(samples, dtype=np.float64), -1.0, 1.0)
+    if sampwidth == 1:
+        frames = np.round(x * 127.0 + 128.0).astype(np.uint8)
+    elif sampwidth == 2:
+        frames = np.round(x * 32767.0).astype("<i2")
+    else:
+        frames = np.round(x * (2**31 - 1)).astype("<i4")
+    frames = np.repeat(frames[:, None], channels, axis=1).reshape(-1)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(sampwidth)
+        w.setframerate(sample_rate)
+        w.writeframes(frames.tobytes())
+    return buffer.getvalue()
+
+
+def tone(seconds, sample_rate=16000):
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    return 0.3 * np.sin(2 * np.pi * 220.0 * t)
+
+
+def enroll_body(user_name, k, data, **extra):
+    body = {"format": "wav", "sample_rate": 16000, "user_name": user_name, "enroll_num": k,
+            "data": data}
+    body.update(extra)
+    return body
+
+
+def verify_body(data, **extra):
+    body = {"format": "wav", "sample_rate": 16000, "data": data}
+    body.update(extra)
+    return body
+
+
+class Api:
+    """Thin client over Flask's test client that checks the envelope of every response."""
+
+    def __init__(self, app):
+        self.app = app
+        self.client = app.test_client()
+        self.store = app.extensions["vpcore"]._store
+
+    def _check(self, response):
+        assert response.mimetype == "application/json", response.data[:200]
+        body = response.get_json()
+        assert_envelope(body)
+        assert response.headers["X-Task-Id"] == body["task_id"]
+        return body
+
+    def post(self, path, body=None, raw=None, expect_http=200, **kwargs):
+        if raw is None:
+            response = self.client.post(path, json=body, **kwargs)
+        else:
+            response = self.client.post(path, data=raw, **kwargs)
+        assert response.status_code == expect_http, (response.status_code, response.data[:300])
+        return self._check(response)
+
+    def get(self, path, expect_http=200, **kwargs):
+        response = self.client.get(path, **kwargs)
+        assert response.status_code == expect_http, (response.status_code, response.data[:300])
+        return self._check(response)
+
+    def enroll(self, user_name, k, data, **extra):
+        return self.post("/enroll", enroll_body(user_name, k, data, **extra))
+
+    def verify(self, data, **extra):
+        return self.post("/verify", verify_body(data, **extra))
+
+    def check(self, user_name):
+        return self.post("/checkUser", {"user_name": user_name})
+
+    def enroll_fully(self, user_name, voices, voice, group_id=None, utterances=(0, 1, 2)):
+        extra = {} if group_id is None else {"group_id": group_id}
+        for k, u in zip((1, 2, 3), utterances):
+            body = self.enroll(user_name, k, voices.wav(voice, u), **extra)
+            assert body["status"] == "00000", body
+
+
+def assert_envelope(body):
+    assert isinstance(body, dict), body
+    assert list(body) == ["task_id", "status", "message", "data"], body
+    task_id = body["task_id"]
+    assert isinstance(task_id, str) and len(task_id) == 36 and task_id[14] == "4", body
+    assert body["status"] in STATUSES, body
+    assert isinstance(body["message"], str) and body["message"], body
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """A real service process (gunicorn via ``python -m server``) on 127.0.0.1."""
+
+    def __init__(self, store, model_path, workers=2, threads=4, log_path=None,
+                 command=None, extra_env=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ)
+        env.update({
+            "VPCORE_HOST": "127.0.0.1", "VPCORE_PORT": str(self.port),
+            "VPCORE_STORE": str(store), "VPCORE_MODEL": str(model_path),
+            "VPCORE_WORKERS": str(workers), "VPCORE_THREADS": str(threads),
+            "VPCORE_LOG_LEVEL": "INFO",
+        })
+        env.update(extra_env or {})
+        self.log_path = log_path
+        self._log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(
+            command or [sys.executable, "-m", "server"], env=env, cwd=str(ROOT),
+            stdout=self._log, stderr=self._log, start_new_session=True,
+        )
+
+    def wait_ready(self, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_tail()}")
+            try:
+                r = requests.get(self.url + "/health", timeout=2)
+                if r.json()["status"] == "00000":
+                    return self
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server not ready after {timeout} s: {self.log_tail()}")
+
+    def log_tail(self, n=3000):
+        if not self.log_path:
+            return ""
+        return Path(self.log_path).read_bytes()[-n:].decode(errors="replace")
+
+    def kill(self, sig=signal.SIGKILL):
+        """Signal the whole process group (gunicorn master and workers)."""
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        finally:
+            if self._log is not subprocess.DEVNULL:
+                self._log.close()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+        # reap workers that a SIGTERM'd master may leave behind
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
