@@ -68,7 +68,7 @@ def decode_wav(data, sample_rate=SAMPLE_RATE):
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         raise AudioDecodeError(f"data is not a parseable WAV file ({exc})") from None
-    if info.format != "WAV":
+    if info.format not in ("WAV", "WAVEX"):  # WAVEX: WAVE_FORMAT_EXTENSIBLE
         raise AudioDecodeError(f"data is a {info.format} file, not a WAV file")
     if info.channels != 1:
         raise AudioConstraintError(f"channels={info.channels} must be 1 (mono audio)")

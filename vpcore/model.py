@@ -156,6 +156,8 @@ def _unpack(data, magic, what):
 
 def _features_or_none(samples, options):
     try:
+        if callable(samples):  # loaded here, in the worker that needs it
+            samples = samples()
         return extract_features(samples, options)
     except TooLittleSpeechError:
         return None
@@ -288,8 +290,7 @@ class VoiceprintModel:
         if len(waveforms) != len(speakers):
             raise ParameterError(f"waveforms ({len(waveforms)}) and speakers ({len(speakers)}) "
                                  "must have the same length")
-        loaded = (w() if callable(w) else w for w in waveforms)
-        feats = self.extract_all(list(loaded), progress=progress)
+        feats = self.extract_all(list(waveforms), progress=progress)
         return self.fit_features(feats, speakers, progress=progress)
 
     def fit_features(self, features, speakers, progress=False):
