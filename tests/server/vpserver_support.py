@@ -47,6 +47,13 @@ class Voices:
                           random_state=utterance)
 
     @functools.lru_cache(maxsize=None)
+    def received(self, i, utterance, duration=UTTERANCE_SECONDS):
+        """The waveform the service decodes from :meth:`wav` (int16-quantised)."""
+        from vpcore.audio import decode_bytes
+
+        return decode_bytes(base64.b64decode(self.wav(i, utterance, duration)), "wav")
+
+    @functools.lru_cache(maxsize=None)
     def wav(self, i, utterance, duration=UTTERANCE_SECONDS):
         from vpcore.synth import to_wav_bytes
 
