@@ -20,7 +20,9 @@ import json
 import os
 import struct
 import tempfile
+import time
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -307,6 +309,8 @@ class VoiceprintModel:
                                  "at least 4 are needed")
         report = _progress_printer(progress)
         self.feature_options_ = self.feature_options
+        seconds = {}
+        start = time.perf_counter()
         # 1. UBM on pooled frames.
         self.ubm_ = DiagonalGMM(n_components=self.n_components, n_iter=self.ubm_iter,
                                 max_frames=self.ubm_max_frames,
@@ -314,13 +318,14 @@ class VoiceprintModel:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.ubm_.fit(np.concatenate(features), progress=report)
-        # 2. Units for the backend: utterances, and parts of single-utterance speakers.
-        unit_feats, unit_spk = self._units(features, speakers)
-        # 3. Statistics and the total-variability model (trained on whole utterances).
+        seconds["ubm"] = time.perf_counter() - start
+        # 2. Statistics and the total-variability model (trained on whole utterances).
+        start = time.perf_counter()
         params = self.ubm_.params
         stats = [compute_stats(params, f) for f in features]
         N = np.stack([s.n for s in stats])
         F = np.stack([s.f for s in stats]).astype(np.float32)
+        del stats
         self.tv_ = TotalVariability(rank=self.tv_rank, n_iter=self.tv_iter,
                                     random_state=self.random_state)
         self.tv_.fit(N, F, progress=report)
@@ -328,18 +333,42 @@ class VoiceprintModel:
         self.tv_.set_matrix(self.tv_.T_.astype(np.float32).astype(np.float64),
                             self.n_components)
         del N, F
+        seconds["total_variability"] = time.perf_counter() - start
+        # 3. I-vectors of the backend's units: utterances, and parts of one-utterance speakers.
+        start = time.perf_counter()
+        unit_feats, unit_spk = self._units(features, speakers)
         ivecs = np.stack([self.tv_.transform_one(s.n, s.f) for s in
                           (compute_stats(params, f) for f in unit_feats)])
-        unit_spk = np.asarray(unit_spk)
-        # 4. Cross-validated scores for calibration, then the final backend on everything.
-        cal_scores, cal_labels = self._cv_scores(ivecs, unit_spk)
-        self.backend_, self.plda_, cohort = self._fit_backend(ivecs, unit_spk)
-        self.cohort_ = cohort
+        seconds["ivectors"] = time.perf_counter() - start
+        start = time.perf_counter()
+        self.fit_backend(ivecs, unit_spk)
+        seconds["backend"] = time.perf_counter() - start
+        self.training_summary_ = {
+            "utterances": len(features), "speakers": len(set(speakers)),
+            "frames": int(sum(len(f) for f in features)),
+            **self.training_summary_,
+            "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        }
+        return self
+
+    def fit_backend(self, ivecs, speakers):
+        """(Re)train backend, PLDA, cohort and calibration on labelled i-vectors; returns self.
+
+        Needs a fitted UBM and total-variability model. Lets backend options
+        (``lda_dim``, ``asnorm_top``, ``calibration_prior`` ...) be tuned on the
+        same i-vectors without retraining the front end.
+        """
+        self._validate()
+        check_fitted(self, "tv_")
+        ivecs = check_array("ivecs", ivecs, ndim=2, n_cols=self.tv_.T_.shape[1])
+        spk = np.asarray([str(s) for s in speakers])
+        # Cross-validated scores for calibration, then the final backend on everything.
+        cal_scores, cal_labels = self._cv_scores(ivecs, spk)
+        self.backend_, self.plda_, self.cohort_ = self._fit_backend(ivecs, spk)
         self.calibration_ = LogisticCalibration(prior=self.calibration_prior)
         self.calibration_.fit(cal_scores, cal_labels)
         self.training_summary_ = {
-            "utterances": len(features), "speakers": len(set(speakers)),
-            "backend_units": int(len(unit_spk)), "frames": int(sum(len(f) for f in features)),
+            "backend_units": int(len(spk)),
             "calibration_trials": {"target": int(cal_labels.sum()),
                                    "nontarget": int((~cal_labels).sum())},
         }
@@ -600,7 +629,7 @@ class VoiceprintModel:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ModelError(f"model file {str(path)!r} is not a readable .npz: {exc}") from None
         if "header" not in arrays:
             raise ModelError(f"model file {str(path)!r} has no header")
