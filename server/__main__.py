@@ -77,6 +77,11 @@ def main(argv=None):
     log.info("starting on %s:%d with %d workers x %d threads, store %s, model %s",
              config.host, config.port, config.workers, config.threads, config.store,
              config.model_path or "(shipped)")
+    # Import the application's modules (numpy, scipy, librosa, vpcore...) once in the
+    # master, so forked workers start fast; each worker still loads the model and opens
+    # the store itself, after the fork.
+    import server.app  # noqa: F401
+
     # gunicorn parses sys.argv in some versions' Config; keep it to the program name.
     sys.argv = sys.argv[:1]
     GunicornServer(config).run()

@@ -1,0 +1,294 @@
+"""Real server processes (gunicorn, several workers) on 127.0.0.1: the production entry
+points, concurrency across threads and processes, and crash safety under SIGKILL."""
+
+import random
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from vpcore.model import Take, Voiceprint
+from vpserver_support import STATUSES, assert_envelope, enroll_body, verify_body
+
+
+def call(session, server, path, body=None, timeout=30):
+    if body is None:
+        response = session.get(server.url + path, timeout=timeout)
+    else:
+        response = session.post(server.url + path, json=body, timeout=timeout)
+    assert response.status_code == 200, (response.status_code, response.text[:300])
+    assert response.headers["Content-Type"] == "application/json"
+    data = response.json()
+    assert_envelope(data)
+    assert data["status"] != "22151", data
+    return data
+
+
+def db_state(path):
+    """Read the store file directly: {name: (enroll_num, group_id, has_vp, takes)}."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        users = {n: (c, g, v) for n, c, g, v in conn.execute(
+            "SELECT name, enroll_num, group_id, voiceprint FROM users")}
+        takes = {}
+        for name, k, blob in conn.execute(
+                "SELECT user_name, take_num, take FROM takes ORDER BY user_name, take_num"):
+            takes.setdefault(name, []).append((k, bytes(blob)))
+    finally:
+        conn.close()
+    assert set(takes) <= set(users), "takes of a user that does not exist"
+    state = {}
+    for name, (count, group, vp) in users.items():
+        numbers = [k for k, _ in takes.get(name, [])]
+        assert numbers == list(range(1, count + 1)), (name, count, numbers)  # not half-written
+        assert (count == 3) == (vp is not None), (name, count)
+        state[name] = (count, group, vp, [b for _, b in takes.get(name, [])])
+    return state
+
+
+# ------------------------------------------------------------- entry points ---
+
+def test_vpcore_server_console_script_runs_gunicorn(start_server, tmp_path):
+    script = Path(sys.executable).parent / "vpcore-server"
+    if not script.exists():
+        pytest.skip(f"console script not installed at {script} (pip install -e .)")
+    server = start_server(command=[str(script)], workers=2, threads=2,
+                          extra_env={"VPCORE_MAX_BODY": "65536"})
+    # curl without -H: no Content-Type header at all
+    response = requests.post(server.url + "/checkUser", data=b'{"user_name": "alice"}',
+                             timeout=10)
+    assert "Content-Type" not in response.request.headers
+    body = response.json()
+    assert body["status"] == "00000" and body["data"]["enroll_num"] == 0
+    missing = requests.get(server.url + "/nowhere", timeout=10)
+    assert missing.status_code == 404 and missing.json()["status"] == "22121"
+    wrong = requests.get(server.url + "/enroll", timeout=10)
+    assert wrong.status_code == 405 and wrong.json()["status"] == "22121"
+    big = requests.post(server.url + "/enroll", json=enroll_body("alice", 1, "A" * 70000),
+                        timeout=10)
+    assert big.status_code == 413 and big.json()["status"] == "22124"
+    time.sleep(0.3)
+    log = server.log_tail(20000)
+    assert "gunicorn" in log.lower() and "gthread" in log
+    assert f"task_id={body['task_id']}" in log
+    assert "Running on" not in log  # never the Flask development server
+
+
+# -------------------------------------------------------------- concurrency ---
+
+def test_concurrent_enrolment_and_verification_stay_consistent(start_server, voices, model,
+                                                               tmp_path):
+    store = tmp_path / "concurrent.sqlite3"
+    server = start_server(store=store, workers=2, threads=4)
+    n_threads = 6
+    responses = []  # (thread, path, body sent, response) of every request
+    lock = threading.Lock()
+    failures = []
+
+    def record(t, path, body, data):
+        with lock:
+            responses.append((t, path, body, data))
+
+    def worker(t):
+        try:
+            session = requests.Session()
+            own, voice, group = f"own{t}", t % len(voices), t % 3
+            shared_k, shared_done = 1, False
+            for k in (1, 2, 3):
+                body = enroll_body(own, k, voices.wav(voice, k - 1), group_id=group)
+                data = call(session, server, "/enroll", body)
+                record(t, "/enroll", body, data)
+                assert data["status"] == "00000", data
+                # interleave an attempt on the user every thread fights over
+                for _ in range(3):
+                    if shared_done:
+                        break
+                    body = enroll_body("shared", shared_k, voices.wav(0, shared_k - 1))
+                    data = call(session, server, "/enroll", body)
+                    record(t, "/enroll", body, data)
+                    if data["status"] == "00000":
+                        shared_done = shared_k == 3
+                        shared_k = min(shared_k + 1, 3)
+                    elif data["status"] == "22132":
+                        shared_k = data["data"]["enroll_num"] + 1
+                    elif data["status"] == "22131":
+                        shared_done = True
+                    else:
+                        raise AssertionError(data)
+                probe = verify_body(voices.wav(0, 3), user_name="shared")
+                data = call(session, server, "/verify", probe)
+                record(t, "/verify", probe, data)
+                assert data["status"] in ("00000", "22133", "22134"), data
+                data = call(session, server, "/verify", verify_body(voices.wav(voice, 4)))
+                assert data["status"] in ("00000", "22136"), data
+                assert call(session, server, "/getUsers")["status"] == "00000"
+            for _ in range(30):
+                if shared_done:
+                    break
+                body = enroll_body("shared", shared_k, voices.wav(0, shared_k - 1))
+                data = call(session, server, "/enroll", body)
+                record(t, "/enroll", body, data)
+                if data["status"] == "22132":
+                    shared_k = data["data"]["enroll_num"] + 1
+                elif data["status"] == "22131" or (data["status"] == "00000" and shared_k == 3):
+                    shared_done = True
+                elif data["status"] == "00000":
+                    shared_k += 1
+                else:
+                    raise AssertionError(data)
+            assert shared_done
+            data = call(session, server, "/verify",
+                        verify_body(voices.wav(voice, 3), user_name=own))
+            assert data["status"] == "00000" and data["data"]["confidence"] > 0.7, data
+        except BaseException as exc:  # reported by the main thread
+            failures.append((t, exc))
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(180)
+    assert not any(th.is_alive() for th in threads), "client threads hung"
+    assert not failures, failures
+
+    session = requests.Session()
+    # every acknowledged own take is reflected; the final group is the last one sent
+    for t in range(n_threads):
+        data = call(session, server, "/checkUser", {"user_name": f"own{t}"})["data"]
+        assert (data["enroll_num"], data["group_id"]) == (3, t % 3)
+    shared = call(session, server, "/checkUser", {"user_name": "shared"})["data"]
+    assert shared["enroll_num"] == 3
+    completions = [d for _, p, b, d in responses
+                   if b.get("user_name") == "shared" and b.get("enroll_num") == 3
+                   and d["status"] == "00000"]
+    assert len(completions) == 1, "the shared voiceprint was completed more than once"
+    assert all(d["status"] in STATUSES for *_, d in responses)
+
+    state = db_state(store)
+    count, _, vp, takes = state["shared"]
+    expected = model.enroll([Take.from_bytes(b) for b in takes])
+    assert Voiceprint.from_bytes(vp).vector.tobytes() == expected.vector.tobytes()
+
+    # both workers' 1-v-N indexes hold every fully enrolled user
+    everyone = sorted([f"own{t}" for t in range(n_threads)] + ["shared"])
+    for _ in range(8):
+        data = call(session, server, "/verify", verify_body(voices.wav(1, 4), top_n=100))
+        assert sorted(m["user_name"] for m in data["data"]) == everyone
+
+
+# ----------------------------------------------------------------- crashes ---
+
+class EnrolmentStream:
+    """Client threads enrolling their own users take by take, recording what was
+    acknowledged and what was in flight when the server died."""
+
+    def __init__(self, voices, n_threads=3, users_per_thread=4, seed=0):
+        self.voices = voices
+        self.rng = random.Random(seed)
+        self.plan = {}  # user -> voice
+        self.acked = {}  # user -> count after its last acknowledged request
+        self.pending = {}  # user -> k of the request whose answer never came
+        self.order = []
+        for t in range(n_threads):
+            names = [f"t{t}u{i}" for i in range(users_per_thread)]
+            self.order.append(names)
+            for i, name in enumerate(names):
+                self.plan[name] = (t + i) % len(voices)
+        self.restarted = set()
+
+    def next_k(self, name):
+        count = self.acked.get(name, 0)
+        if count == 2 and name not in self.restarted and self.rng.random() < 0.3:
+            self.restarted.add(name)
+            return 1  # a client restarting its enrolment
+        return count + 1
+
+    def run_thread(self, server, t, stop):
+        session = requests.Session()
+        for name in self.order[t]:
+            while not stop.is_set() and self.acked.get(name, 0) < 3:
+                k = self.next_k(name)
+                self.pending[name] = k
+                body = enroll_body(name, k, self.voices.wav(self.plan[name], k - 1))
+                try:
+                    response = session.post(server.url + "/enroll", json=body, timeout=30)
+                    data = response.json()
+                except (requests.RequestException, ValueError):
+                    return  # the server died under us: outcome of k unknown
+                assert data["status"] == "00000", data
+                self.acked[name] = k
+                del self.pending[name]
+
+    def resync(self, server, state):
+        """After a crash, learn each user's state the way a client would (checkUser)."""
+        session = requests.Session()
+        for name in self.plan:
+            data = call(session, server, "/checkUser", {"user_name": name})["data"]
+            assert data["enroll_num"] == state.get(name, (0,))[0]
+            self.acked[name] = data["enroll_num"]
+        self.pending.clear()
+
+
+@pytest.mark.parametrize("kills", [
+    3, pytest.param(12, marks=pytest.mark.slow, id="many-kills")])
+def test_sigkill_at_random_moments_loses_no_acknowledged_take(start_server, voices, model,
+                                                              tmp_path, kills):
+    """``python -m server`` (gunicorn, 2 workers) is killed with SIGKILL ``kills`` times
+    during a stream of enrolments, then runs the stream to its end. After every kill the
+    store passes ``PRAGMA integrity_check``, no user is half-written, every acknowledged
+    take is there (byte for byte) and nothing unacknowledged appears except the take that
+    was in flight."""
+    store = tmp_path / "crash.sqlite3"
+    stream = EnrolmentStream(voices)
+    expected_take = {}  # (voice, k) -> the take bytes the model makes of that audio
+    for voice in range(len(voices)):
+        for k in (1, 2, 3):
+            expected_take[voice, k] = model.extract(voices.received(voice, k - 1)).to_bytes()
+    rng = random.Random(1)
+    done = 0
+    in_flight_at_kill = []
+    for cycle in range(kills + 1):
+        server = start_server(store=store, workers=2, threads=2,
+                              log_path=tmp_path / f"server{cycle}.log")
+        if cycle:
+            stream.resync(server, db_state(store))
+        stop = threading.Event()
+        threads = [threading.Thread(target=stream.run_thread, args=(server, t, stop))
+                   for t in range(len(stream.order))]
+        for th in threads:
+            th.start()
+        last = cycle == kills
+        if not last:
+            time.sleep(rng.uniform(0.2, 1.5))
+            in_flight_at_kill.append(len(stream.pending))
+            server.kill()  # SIGKILL to gunicorn's master and workers at once
+            done += 1
+            stop.set()
+        for th in threads:
+            th.join(120)
+        assert not any(th.is_alive() for th in threads)
+        if last:
+            server.stop()
+
+        state = db_state(store)  # integrity, no half-written user
+        for name, voice in stream.plan.items():
+            count = state.get(name, (0,))[0]
+            allowed = {stream.acked.get(name, 0)}
+            if name in stream.pending:
+                allowed.add(stream.pending[name])
+            assert count in allowed, (cycle, name, count, allowed)
+            _, _, vp, takes = state.get(name, (0, 0, None, []))
+            for k, blob in enumerate(takes, start=1):
+                assert blob == expected_take[voice, k], (name, k)
+            if count == 3:
+                expected = model.enroll([Take.from_bytes(b) for b in takes])
+                assert Voiceprint.from_bytes(vp).vector.tobytes() == expected.vector.tobytes()
+    assert done == kills
+    assert sum(in_flight_at_kill) > 0, "no kill landed while a request was in flight"
+    final = db_state(store)
+    assert all(final[name][0] == 3 for name in stream.plan), "the stream did not finish"
