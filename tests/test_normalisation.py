@@ -1,0 +1,129 @@
+"""Tests of vpcore.normalisation: top-n cohort statistics and AS-norm."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from vpcore.errors import ParameterError
+from vpcore.normalisation import as_norm, top_n_stats
+
+finite = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False)
+cohorts = hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 40)),
+                     elements=finite)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cohorts, st.integers(1, 50))
+def test_top_n_stats_match_sorting(scores, top_n):
+    mean, std = top_n_stats(scores, top_n)
+    k = min(top_n, scores.shape[-1])
+    top = np.sort(scores, axis=-1)[..., -k:]
+    assert mean.shape == std.shape == scores.shape[:-1]
+    np.testing.assert_allclose(mean, top.mean(axis=-1), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(std, np.maximum(top.std(axis=-1), 1e-6), rtol=1e-7, atol=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(hnp.arrays(np.float64, st.integers(1, 40), elements=finite), st.integers(1, 50))
+def test_top_n_stats_of_one_cohort_vector_are_scalars(scores, top_n):
+    mean, std = top_n_stats(scores, top_n)
+    assert np.ndim(mean) == 0 and np.ndim(std) == 0
+    assert mean >= scores.mean() - 1e-9 * max(1.0, np.abs(scores).max())  # top of the cohort
+    assert std >= 1e-6
+
+
+def test_top_n_picks_the_largest_values_whatever_their_order():
+    scores = np.array([5.0, -1.0, 9.0, 0.0, 7.0, 3.0])
+    mean, std = top_n_stats(scores, 3)
+    assert mean == pytest.approx(7.0)
+    assert std == pytest.approx(np.std([5.0, 7.0, 9.0]))
+    np.testing.assert_allclose(top_n_stats(np.random.default_rng(0).permutation(scores), 3),
+                               (mean, std))
+
+
+def test_top_n_larger_than_the_cohort_uses_the_whole_cohort():
+    scores = np.array([[1.0, 2.0, 6.0]])
+    np.testing.assert_allclose(top_n_stats(scores, 100), top_n_stats(scores, 3))
+    assert top_n_stats(scores, 100)[0][0] == pytest.approx(3.0)
+
+
+def test_std_is_floored_so_a_constant_cohort_is_safe():
+    mean, std = top_n_stats(np.full(10, 2.5), 5)
+    assert mean == 2.5 and std == 1e-6
+    assert np.isfinite(as_norm(3.0, (mean, std), (mean, std)))
+
+
+# ---------------------------------------------------------------------------
+# AS-norm
+
+
+@settings(max_examples=40, deadline=None)
+@given(finite, st.floats(1e-3, 1e3), st.floats(1e-3, 1e3))
+def test_score_equal_to_both_means_normalises_to_zero(mu, sd_e, sd_t):
+    assert as_norm(mu, (mu, sd_e), (mu, sd_t)) == 0.0
+
+
+def test_as_norm_is_the_average_of_two_z_scores():
+    assert as_norm(5.0, (1.0, 2.0), (3.0, 0.5)) == pytest.approx(0.5 * (2.0 + 4.0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(finite, st.floats(-50, 50), st.floats(0.01, 50), st.integers(0, 10_000))
+def test_as_norm_is_invariant_to_shifting_and_scaling_every_score(score, shift, scale, seed):
+    rng = np.random.default_rng(seed)
+    enrol_cohort, probe_cohort = rng.normal(0, 3, 30), rng.normal(1, 2, 30)
+    assume(np.std(np.sort(enrol_cohort)[-10:]) > 1e-3 and np.std(np.sort(probe_cohort)[-10:]) > 1e-3)
+
+    def normalised(s, e, p):
+        return as_norm(s, top_n_stats(e, 10), top_n_stats(p, 10))
+
+    base = normalised(score, enrol_cohort, probe_cohort)
+    moved = normalised(scale * score + shift, scale * enrol_cohort + shift,
+                       scale * probe_cohort + shift)
+    assert moved == pytest.approx(base, rel=1e-7, abs=1e-7)
+
+
+@settings(max_examples=30, deadline=None)
+@given(finite, finite, st.floats(1e-3, 1e3), finite, st.floats(1e-3, 1e3))
+def test_as_norm_is_symmetric_in_enrolment_and_probe(score, mu_e, sd_e, mu_t, sd_t):
+    assert as_norm(score, (mu_e, sd_e), (mu_t, sd_t)) == pytest.approx(
+        as_norm(score, (mu_t, sd_t), (mu_e, sd_e)), rel=1e-12, abs=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(finite, finite, st.floats(1e-3, 1e3), finite, st.floats(1e-3, 1e3), st.floats(0.0, 100))
+def test_as_norm_is_increasing_in_the_raw_score(score, mu_e, sd_e, mu_t, sd_t, delta):
+    low = as_norm(score, (mu_e, sd_e), (mu_t, sd_t))
+    high = as_norm(score + delta, (mu_e, sd_e), (mu_t, sd_t))
+    assert high >= low
+
+
+def test_as_norm_broadcasts_over_a_matrix_of_scores():
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(3, 4))
+    enrol = top_n_stats(rng.normal(size=(3, 1, 20)), 5)   # shape (3, 1)
+    probe = top_n_stats(rng.normal(size=(1, 4, 20)), 5)   # shape (1, 4)
+    out = as_norm(scores, enrol, probe)
+    assert out.shape == (3, 4)
+    for i in range(3):
+        for j in range(4):
+            assert out[i, j] == pytest.approx(as_norm(scores[i, j], (enrol[0][i, 0], enrol[1][i, 0]),
+                                                      (probe[0][0, j], probe[1][0, j])))
+
+
+# ---------------------------------------------------------------------------
+# errors
+
+
+@pytest.mark.parametrize("top_n", [0, -3, 2.5, True, "5", None])
+def test_invalid_top_n_raises_parameter_error(top_n):
+    with pytest.raises(ParameterError, match="top_n"):
+        top_n_stats(np.arange(5.0), top_n)
+
+
+@pytest.mark.parametrize("shape", [(0,), (3, 0)])
+def test_empty_cohort_raises_parameter_error(shape):
+    with pytest.raises(ParameterError, match="cohort"):
+        top_n_stats(np.zeros(shape), 3)
