@@ -285,9 +285,6 @@ def test_data_that_is_not_bytes_raises_parameter_error(data):
         decode_bytes(data, "pcm")
 
 
-@pytest.mark.xfail(strict=True, raises=AudioDecodeError, reason=(
-    "BUG: decode_wav rejects a valid WAVE_FORMAT_EXTENSIBLE (soundfile 'WAVEX') mono 16-bit "
-    "16 kHz file with AudioDecodeError 'data is a WAVEX file, not a WAV file'"))
 def test_wave_format_extensible_header_of_16_bit_mono_is_decoded():
     # CONTRACT.md rule 4: only bytes that are not a *parseable RIFF/WAVE file*
     # are a decode error. WAVE_FORMAT_EXTENSIBLE is a valid RIFF/WAVE header
@@ -300,6 +297,15 @@ def test_wave_format_extensible_header_of_16_bit_mono_is_decoded():
     assert struct.unpack("<H", data[20:22])[0] == 0xFFFE
     out = decode_bytes(data, "wav")
     np.testing.assert_array_equal(out, pcm / 32768.0)
+
+
+@pytest.mark.parametrize("channels, subtype, match", [
+    (2, "PCM_16", "channels=2"), (1, "PCM_24", "PCM_24"), (1, "FLOAT", "FLOAT")])
+def test_wave_format_extensible_breaking_a_constraint_is_a_constraint_error(
+        channels, subtype, match):
+    data = wav_with_soundfile(np.zeros((seconds(3.0), channels)), subtype=subtype, fmt="WAVEX")
+    with pytest.raises(AudioConstraintError, match=match):
+        decode_bytes(data, "wav")
 
 
 # ---------------------------------------------------------------------------
