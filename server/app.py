@@ -59,7 +59,6 @@ def create_app(config=None, model=None):
     app.json.ensure_ascii = True
     service = VoiceprintService(config, model)
     app.extensions["vpcore"] = service
-    app.extensions["vpcore.config"] = config
 
     @app.before_request
     def start():

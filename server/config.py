@@ -1,22 +1,23 @@
 """Service configuration, read from environment variables.
 
-=============================== ============================== ==========================================
-variable                        default                        meaning
-=============================== ============================== ==========================================
-``VPCORE_HOST``                 ``0.0.0.0``                    address gunicorn binds
-``VPCORE_PORT``                 ``7800``                       port gunicorn binds
-``VPCORE_STORE``                ``./vpcore-store.sqlite3``     SQLite file path, or ``sqlite:///path``;
-                                                               ``postgresql://...`` is reserved for the
-                                                               PostgreSQL backend
-``VPCORE_MODEL``                (the model shipped in vpcore)  path of a saved ``VoiceprintModel``
-``VPCORE_CONSISTENCY_THRESHOLD`` ``0.5``                       takes 2 and 3 whose consistency with the
-                                                               earlier takes is below this are refused
-``VPCORE_MAX_BODY``             ``2097152`` (2 MiB)            request body limit in bytes (HTTP 413)
-``VPCORE_WORKERS``              ``2``                          gunicorn worker processes
-``VPCORE_THREADS``              ``4``                          threads per worker (gthread worker)
-``VPCORE_TIMEOUT``              ``60``                         gunicorn worker timeout in seconds
-``VPCORE_LOG_LEVEL``            ``INFO``                       log level of the service's loggers
-=============================== ============================== ==========================================
+================================ ============================ =========================================
+variable                         default                      meaning
+================================ ============================ =========================================
+``VPCORE_HOST``                  ``0.0.0.0``                  address gunicorn binds
+``VPCORE_PORT``                  ``7800``                     port gunicorn binds
+``VPCORE_STORE``                 ``./vpcore-store.sqlite3``   SQLite file path (or ``sqlite:///rel``,
+                                                              ``sqlite:////abs``); a ``postgresql://``
+                                                              URL selects the PostgreSQL backend
+``VPCORE_MODEL``                 (model shipped in vpcore)    path of a saved ``VoiceprintModel``
+``VPCORE_CONSISTENCY_THRESHOLD`` ``0.5``                      takes 2 and 3 whose calibrated
+                                                              consistency with the earlier takes is
+                                                              below this are refused (22124)
+``VPCORE_MAX_BODY``              ``2097152`` (2 MiB)          request body limit in bytes (HTTP 413)
+``VPCORE_WORKERS``               ``2``                        gunicorn worker processes
+``VPCORE_THREADS``               ``4``                        threads per worker (gthread worker)
+``VPCORE_TIMEOUT``               ``60``                       gunicorn worker timeout in seconds
+``VPCORE_LOG_LEVEL``             ``INFO``                     log level of the service's loggers
+================================ ============================ =========================================
 
 A bad value raises :class:`ConfigError` naming the variable, the value and the rule.
 """

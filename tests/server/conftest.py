@@ -10,13 +10,16 @@ real gunicorn server process from ``start_server``.
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 import vpcore
-from server.app import create_app
-from server.config import Config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # vpserver_support, any import mode
+from server.app import create_app  # noqa: E402
+from server.config import Config  # noqa: E402
 from vpserver_support import UTTERANCE_SECONDS, Api, ServerProcess, Voices
 
 SMALL_MODEL = dict(n_components=16, tv_rank=20, lda_dim=10, random_state=0)
@@ -109,7 +112,9 @@ def voices(model, small_model_path):
         seeds = json.loads(cache.read_text())
     else:
         seeds = _pick_voices(model, N_VOICES)
-        cache.write_text(json.dumps(seeds))
+        tmp = cache.with_name(f"tmp-{os.getpid()}.json")
+        tmp.write_text(json.dumps(seeds))
+        os.replace(tmp, cache)
     return Voices(seeds)
 
 
