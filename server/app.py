@@ -72,8 +72,9 @@ def create_app(config=None, model=None):
         response.headers["X-Task-Id"] = task_id
         elapsed = (time.perf_counter() - g.get("start", time.perf_counter())) * 1000.0
         access_log.info(
-            "%s %s %d %s %.1fms task_id=%s", request.method, request.path,
-            response.status_code, g.get("api_status", "-"), elapsed, task_id,
+            "%s %s %d %s %.1fms task_id=%s", _loggable(request.method),
+            _loggable(request.path), response.status_code, g.get("api_status", "-"), elapsed,
+            task_id,
         )
         return response
 
@@ -152,7 +153,8 @@ def create_app(config=None, model=None):
         status, message, known = status_for(exc)
         if status == SERVICE_ERROR:
             cause = getattr(exc, "log_detail", None) or f"{type(exc).__name__}: {exc}"
-            log.error("task_id=%s %s %s: %s%s", _task_id(), request.method, request.path,
+            log.error("task_id=%s %s %s: %s%s", _task_id(), _loggable(request.method),
+                      _loggable(request.path),
                       "" if known else "unexpected fault: ", cause,
                       exc_info=None if known else exc)
         data = exc.data if isinstance(exc, ApiError) else ECHO
@@ -182,6 +184,12 @@ def envelope(status, message, data, http_status=200):
     )
     response.status_code = http_status
     return response
+
+
+def _loggable(text, limit=200):
+    """User-controlled text for a log line: one line, printable ASCII, bounded."""
+    text = text if len(text) <= limit else text[:limit] + "..."
+    return text.encode("unicode_escape").decode("ascii")
 
 
 def _shorten(path, limit=100):

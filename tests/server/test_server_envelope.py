@@ -251,3 +251,10 @@ def test_openapi_document_is_served(api):
     assert {"/checkUser", "/getUsers", "/enroll", "/verify", "/unregister", "/health"} <= set(
         doc["paths"])
     assert response.headers["X-Task-Id"]
+
+
+def test_log_line_of_a_hostile_path_stays_one_line(api, caplog):
+    with caplog.at_level(logging.INFO, logger="server.access"):
+        _, data = raw_response(api, "get", "/x%0Afake%20line%0D")
+    lines = [r.getMessage() for r in caplog.records if data["task_id"] in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0] and "\r" not in lines[0]
