@@ -5,7 +5,7 @@ Views never build error responses themselves: they raise :class:`ApiError`
 propagate; :func:`status_for` turns either into ``(status, message)``.
 """
 
-from vpcore.errors import AudioConstraintError, AudioDecodeError, VpcoreError
+from vpcore.errors import AudioConstraintError, AudioDecodeError, AudioError, VpcoreError
 
 from .store import StoreError
 
@@ -115,6 +115,9 @@ EXCEPTION_STATUS = (
     # TooLittleSpeechError is a subclass of AudioConstraintError: 22124 too.
     (AudioConstraintError, AUDIO_CONSTRAINT, True),
     (AudioDecodeError, DECODER_ERROR, True),
+    # Any other unusable audio (e.g. a waveform that gives a non-finite voiceprint)
+    # is a property of the request's audio, never a fault of the service.
+    (AudioError, AUDIO_CONSTRAINT, True),
     (StoreError, SERVICE_ERROR, False),
     # Any other library error (ModelError, ParameterError on input the server
     # already validated...) is a fault of the service, not of the request.

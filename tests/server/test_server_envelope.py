@@ -258,3 +258,16 @@ def test_log_line_of_a_hostile_path_stays_one_line(api, caplog):
         _, data = raw_response(api, "get", "/x%0Afake%20line%0D")
     lines = [r.getMessage() for r in caplog.records if data["task_id"] in r.getMessage()]
     assert len(lines) == 1 and "\n" not in lines[0] and "\r" not in lines[0]
+
+
+@pytest.mark.parametrize("path", ["/enroll", "/verify"])
+def test_audio_the_model_cannot_use_is_22124_not_22151(make_app, model, voices, path):
+    from vpcore.errors import AudioError
+
+    api = make_app(model=ExplodingModel(model, "extract", AudioError("non-finite voiceprint")))
+    body = (enroll_body("alice", 1, voices.wav(0, 0)) if path == "/enroll"
+            else verify_body(voices.wav(0, 0), user_name="alice"))
+    result = api.post(path, body)
+    assert result["status"] == "22124"
+    assert "non-finite voiceprint" in result["message"]
+    assert result["data"] == {"user_name": "alice"}
