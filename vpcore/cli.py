@@ -40,7 +40,8 @@ def _train(args):
         random_state=args.seed)
     start = time.perf_counter()
     waveforms = [partial(load_file, u.path) for u in utts]
-    model.fit(waveforms, [u.speaker for u in utts], progress=not args.quiet)
+    model.fit(waveforms, [u.speaker for u in utts], progress=not args.quiet,
+              scheduler=args.scheduler)
     out = model.save(args.out)
     print(f"trained in {time.perf_counter() - start:.1f} s: {out} "
           f"(fingerprint {model.fingerprint}, {out.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
@@ -127,6 +128,9 @@ def build_parser():
     t.add_argument("--no-vad", action="store_true", help="keep every frame (not advised)")
     t.add_argument("--jobs", type=int, default=1, help="processes for feature extraction")
     t.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    t.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786): run the "
+                                       "map-reduce steps on that cluster; workers must see "
+                                       "the corpus paths")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_train)
 

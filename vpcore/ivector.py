@@ -131,6 +131,17 @@ def accumulate(T, N, F, batch=128):
     return TvStats(a, c, h, hh, objective, len(N))
 
 
+def _accumulate_chunk(chunk, T):
+    return accumulate(T, *chunk)
+
+
+def _chunk_summary(chunk):
+    """(utterances, C, C*D, sum of F^2, sum of N) of a chunk, for the initial scale of T."""
+    N, F = chunk
+    return (len(N), N.shape[1], F.shape[1], float(np.sum(np.square(F, dtype=np.float64))),
+            float(N.sum()))
+
+
 class TotalVariability:
     """Total-variability matrix trained by EM, and fast i-vector extraction.
 
@@ -162,25 +173,45 @@ class TotalVariability:
 
     def fit(self, N, F, progress=None):
         """Train on statistics of U utterances: N (U, C) and F (U, C, D); returns self."""
-        S = check_int("rank", self.rank, low=1, high=2000)
-        check_int("n_iter", self.n_iter, low=1)
         N = check_array("N", N, ndim=2)
         F = check_array("F", F, ndim=3, dtype=np.float32)
         U, C = N.shape
         if F.shape[:2] != (U, C):
             raise ParameterError(f"F has shape {F.shape}, expected ({U}, {C}, D)")
+        F = F.reshape(U, -1)
+        chunks = [(N[i:i + 128], F[i:i + 128]) for i in range(0, U, 128)]
+        return self.fit_chunks(chunks, progress=progress)
+
+    def fit_chunks(self, chunks, executor=None, progress=None):
+        """Train on statistics held in chunks, possibly on other machines; returns self.
+
+        Parameters
+        ----------
+        chunks : list
+            ``(N (u, C), F (u, C * D))`` pairs, or executor handles of them.
+        executor : LocalExecutor or DaskExecutor, optional
+            Runs the E-step on every chunk; the partial :class:`TvStats` are summed.
+        """
+        from .parallel import LocalExecutor
+
+        S = check_int("rank", self.rank, low=1, high=2000)
+        check_int("n_iter", self.n_iter, low=1)
+        executor = executor or LocalExecutor()
+        summaries = executor.gather(executor.map(_chunk_summary, chunks))
+        C, CD = summaries[0][1], summaries[0][2]
+        U, sum_f2, sum_n = (sum(s[i] for s in summaries) for i in (0, 3, 4))
         if U < 2:
             raise ParameterError(f"N has {U} utterances; training needs at least 2")
-        D = F.shape[2]
-        F = F.reshape(U, C * D)
+        D = CD // C
         rng = check_random_state(self.random_state)
         # Scale the random start so T w has roughly the spread of the data.
-        spread = float(np.mean(F.astype(np.float64) ** 2) / max(np.mean(N), 1e-3))
-        T = rng.standard_normal((C * D, S)) * np.sqrt(max(spread, 1e-3) / (S * max(np.mean(N), 1.0)))
+        mean_n = max(sum_n / (U * C), 1e-3)
+        spread = sum_f2 / (U * CD) / mean_n
+        T = rng.standard_normal((CD, S)) * np.sqrt(max(spread, 1e-3) / (S * max(mean_n, 1.0)))
         self.n_components_, self.n_features_ = C, D
         self.objective_history_ = []
         for it in range(self.n_iter):
-            stats = accumulate(T, N, F)
+            stats = sum(executor.gather(executor.map(_accumulate_chunk, chunks, T)))
             self.objective_history_.append(stats.objective / stats.count)
             if progress:
                 progress("tv", it, stats.objective / stats.count)

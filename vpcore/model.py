@@ -38,6 +38,7 @@ from .errors import (AudioError, ModelError, NotFittedError, ParameterError,
 from .features import FeatureOptions, extract_features
 from .ivector import TotalVariability
 from .normalisation import as_norm, top_n_stats
+from .parallel import get_executor
 from .plda import PLDA
 from .stats import compute_stats
 from .ubm import DiagonalGMM
@@ -165,6 +166,63 @@ def _features_or_none(samples, options):
         return None
 
 
+_BATCH = 64
+
+
+def _batches(items):
+    """``(start index, items)`` batches of the training list."""
+    return [(i, items[i:i + _BATCH]) for i in range(0, len(items), _BATCH)]
+
+
+def _batch_features(batch, options):
+    start, waveforms = batch
+    return start, [_features_or_none(w, options) for w in waveforms]
+
+
+def _batch_lengths(batch):
+    return np.array([0 if f is None else len(f) for f in batch[1]], dtype=np.int64)
+
+
+def _batch_sample_frames(batch, fraction, seed):
+    """A seeded random ``fraction`` of the batch's frames (the seed includes the batch start)."""
+    start, feats = batch
+    frames = [f for f in feats if f is not None]
+    if not frames:
+        return np.zeros((0, 0), dtype=np.float32)
+    X = np.concatenate(frames)
+    if fraction < 1.0:
+        rng = np.random.default_rng([seed, start])
+        X = X[np.sort(rng.choice(len(X), int(round(fraction * len(X))), replace=False))]
+    return X
+
+
+def _batch_stats(batch, ubm_params):
+    """Stacked statistics ``(N (u, C), F (u, C*D))`` of the batch's utterances with speech."""
+    stats = [compute_stats(ubm_params, f) for f in batch[1] if f is not None]
+    if not stats:
+        C, D = ubm_params[1].shape
+        return np.zeros((0, C)), np.zeros((0, C * D), dtype=np.float32)
+    return (np.stack([s.n for s in stats]),
+            np.stack([s.f.reshape(-1) for s in stats]).astype(np.float32))
+
+
+def _batch_unit_ivectors(batch, ubm_params, tv, split, split_frames):
+    """``[(utterance index, [i-vector, ...]), ...]``: parts for utterances flagged in ``split``."""
+    start, feats = batch
+    out = []
+    for offset, f in enumerate(feats):
+        if f is None:
+            continue
+        index = start + offset
+        parts = _split_frames(f, split_frames, 4) if split[index] and split_frames else [f]
+        out.append((index, [tv.transform_one(*_nf(compute_stats(ubm_params, p))) for p in parts]))
+    return out
+
+
+def _nf(stats):
+    return stats.n, stats.f
+
+
 def _split_frames(frames, min_frames, max_parts):
     """Cut one utterance's frames into up to ``max_parts`` contiguous parts of >= min_frames."""
     parts = min(max_parts, len(frames) // min_frames)
@@ -277,75 +335,113 @@ class VoiceprintModel:
             return [_features_or_none(w, opts) for w in items]
         return Parallel(n_jobs=self.n_jobs)(delayed(_features_or_none)(w, opts) for w in items)
 
-    def fit(self, waveforms, speakers, progress=False):
+    def fit(self, waveforms, speakers, progress=False, scheduler=None):
         """Train every stage on labelled waveforms; returns self.
 
         Parameters
         ----------
         waveforms : sequence of ndarray (n_samples,) or of callables returning one
-            Utterances at the model's sample rate. A callable is called when the
-            utterance is needed (lets large corpora stream from disk).
+            Utterances at the model's sample rate. A callable (e.g.
+            ``functools.partial(vpcore.audio.load_file, path)``) is called where the
+            utterance is needed, which lets large corpora stream from disk.
         speakers : sequence of str
             Speaker label of each utterance.
+        progress : bool
+            Print progress bars and EM objectives.
+        scheduler : str, distributed.Client or None
+            Run the map-reduce steps on a Dask cluster (e.g. ``"tcp://host:8786"``);
+            its workers must be able to read the corpus paths. None runs locally.
         """
         self._validate()
         if len(waveforms) != len(speakers):
             raise ParameterError(f"waveforms ({len(waveforms)}) and speakers ({len(speakers)}) "
                                  "must have the same length")
-        feats = self.extract_all(list(waveforms), progress=progress)
-        return self.fit_features(feats, speakers, progress=progress)
+        if scheduler is None:
+            feats = self.extract_all(list(waveforms), progress=progress)
+            return self.fit_features(feats, speakers, progress=progress)
+        executor = get_executor(scheduler)
+        try:
+            loaders = executor.scatter(_batches(list(waveforms)))
+            batches = executor.map(_batch_features, loaders, self.feature_options)
+            return self._fit_batches(batches, speakers, executor, progress)
+        finally:
+            executor.close()
 
-    def fit_features(self, features, speakers, progress=False):
+    def fit_features(self, features, speakers, progress=False, scheduler=None):
         """Train on precomputed front-end features (None entries are skipped); returns self."""
         self._validate()
-        keep = [i for i, f in enumerate(features) if f is not None and len(f) > 0]
-        if len(keep) < len(features):
-            warnings.warn(f"{len(features) - len(keep)} of {len(features)} training utterances "
-                          "had too little speech and were skipped", stacklevel=2)
-        features = [np.asarray(features[i], dtype=np.float32) for i in keep]
-        speakers = [str(speakers[i]) for i in keep]
-        if len(set(speakers)) < 4:
-            raise ParameterError(f"training data has {len(set(speakers))} speakers with speech; "
-                                 "at least 4 are needed")
+        if len(features) != len(speakers):
+            raise ParameterError(f"features ({len(features)}) and speakers ({len(speakers)}) "
+                                 "must have the same length")
+        features = [None if f is None else check_array("features", f, ndim=2, dtype=np.float32)
+                    for f in features]
+        executor = get_executor(scheduler)
+        try:
+            return self._fit_batches(executor.scatter(_batches(features)), speakers, executor,
+                                     progress)
+        finally:
+            if scheduler is not None:
+                executor.close()
+
+    def _fit_batches(self, batches, speakers, executor, progress):
+        """The training recipe over batches of features held by ``executor``."""
         report = _progress_printer(progress)
         self.feature_options_ = self.feature_options
         seconds = {}
+        lengths = np.concatenate(executor.gather(executor.map(_batch_lengths, batches)))
+        keep = lengths > 0
+        if not keep.all():
+            warnings.warn(f"{int((~keep).sum())} of {len(keep)} training utterances had too "
+                          "little speech and were skipped", stacklevel=3)
+        kept_speakers = [str(s) for s, k in zip(speakers, keep) if k]
+        if len(set(kept_speakers)) < 4:
+            raise ParameterError(f"training data has {len(set(kept_speakers))} speakers with "
+                                 "speech; at least 4 are needed")
         start = time.perf_counter()
-        # 1. UBM on pooled frames.
+        # 1. UBM on a seeded subset of the pooled frames, which stays where the batches are.
+        fraction = min(1.0, self.ubm_max_frames / lengths.sum())
+        seed = 0 if self.random_state is None else int(self.random_state)
+        frames = executor.map(_batch_sample_frames, batches, fraction, seed)
         self.ubm_ = DiagonalGMM(n_components=self.n_components, n_iter=self.ubm_iter,
-                                max_frames=self.ubm_max_frames,
-                                random_state=self.random_state)
+                                max_frames=self.ubm_max_frames, random_state=self.random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.ubm_.fit(np.concatenate(features), progress=report)
+            self.ubm_.fit_chunks(frames, executor, progress=report)
+        del frames
         seconds["ubm"] = time.perf_counter() - start
-        # 2. Statistics and the total-variability model (trained on whole utterances).
+        # 2. Baum-Welch statistics (kept with the batches) and the total-variability model.
         start = time.perf_counter()
-        params = self.ubm_.params
-        stats = [compute_stats(params, f) for f in features]
-        N = np.stack([s.n for s in stats])
-        F = np.stack([s.f for s in stats]).astype(np.float32)
-        del stats
+        stats = executor.map(_batch_stats, batches, self.ubm_.params)
         self.tv_ = TotalVariability(rank=self.tv_rank, n_iter=self.tv_iter,
                                     random_state=self.random_state)
-        self.tv_.fit(N, F, progress=report)
+        self.tv_.fit_chunks(stats, executor, progress=report)
+        del stats
         # Store T in float32 so that a saved and reloaded model scores identically.
         self.tv_.set_matrix(self.tv_.T_.astype(np.float32).astype(np.float64),
                             self.n_components)
-        del N, F
         seconds["total_variability"] = time.perf_counter() - start
         # 3. I-vectors of the backend's units: utterances, and parts of one-utterance speakers.
         start = time.perf_counter()
-        unit_feats, unit_spk = self._units(features, speakers)
-        ivecs = np.stack([self.tv_.transform_one(s.n, s.f) for s in
-                          (compute_stats(params, f) for f in unit_feats)])
+        counts = {}
+        for s in kept_speakers:
+            counts[s] = counts.get(s, 0) + 1
+        split = np.zeros(len(keep), dtype=bool)
+        split[np.flatnonzero(keep)] = [counts[s] == 1 for s in kept_speakers]
+        split_frames = self.split_frames if self.split_frames else 0
+        units = executor.gather(executor.map(_batch_unit_ivectors, batches, self.ubm_.params,
+                                             self.tv_, split, split_frames))
+        ivecs, unit_spk = [], []
+        for batch_units in units:
+            for index, vectors in batch_units:
+                ivecs.extend(vectors)
+                unit_spk.extend([str(speakers[index])] * len(vectors))
         seconds["ivectors"] = time.perf_counter() - start
         start = time.perf_counter()
-        self.fit_backend(ivecs, unit_spk)
+        self.fit_backend(np.stack(ivecs), unit_spk)
         seconds["backend"] = time.perf_counter() - start
         self.training_summary_ = {
-            "utterances": len(features), "speakers": len(set(speakers)),
-            "frames": int(sum(len(f) for f in features)),
+            "utterances": int(keep.sum()), "speakers": len(set(kept_speakers)),
+            "frames": int(lengths.sum()),
             **self.training_summary_,
             "seconds": {k: round(v, 1) for k, v in seconds.items()},
         }
@@ -374,19 +470,6 @@ class VoiceprintModel:
         }
         self._finish()
         return self
-
-    def _units(self, features, speakers):
-        counts = {}
-        for s in speakers:
-            counts[s] = counts.get(s, 0) + 1
-        unit_feats, unit_spk = [], []
-        for f, s in zip(features, speakers):
-            parts = [f]
-            if counts[s] == 1 and self.split_frames:
-                parts = _split_frames(f, self.split_frames, max_parts=4)
-            unit_feats.extend(parts)
-            unit_spk.extend([s] * len(parts))
-        return unit_feats, unit_spk
 
     def _fit_backend(self, ivecs, spk):
         """Backend + PLDA on i-vectors of labelled units; also returns the cohort."""

@@ -124,6 +124,14 @@ def accumulate(gmm_params, X, block=20000):
     return GmmStats(n, f, s, loglik, len(X))
 
 
+def _accumulate_chunk(X, gmm_params):
+    return accumulate(gmm_params, X)
+
+
+def _n_columns(X):
+    return X.shape[1]
+
+
 class DiagonalGMM:
     """Diagonal-covariance GMM trained by EM with binary splitting.
 
@@ -211,33 +219,56 @@ class DiagonalGMM:
         """
         self._validate()
         X = check_array("X", X, ndim=2)
-        if len(X) < 2 * self.n_components:
-            raise ParameterError(
-                f"X has {len(X)} frames; n_components={self.n_components} needs at least "
-                f"{2 * self.n_components} (use fewer components or more data)")
         rng = check_random_state(self.random_state)
         if len(X) > self.max_frames:
             X = X[np.sort(rng.choice(len(X), self.max_frames, replace=False))]
-        global_var = X.var(axis=0)
+        chunks = np.array_split(X, max(1, -(-len(X) // 50_000)))
+        return self.fit_chunks(chunks, progress=progress)
+
+    def fit_chunks(self, chunks, executor=None, progress=None):
+        """Train on frames held in chunks, possibly on other machines; returns self.
+
+        Parameters
+        ----------
+        chunks : list
+            Frame arrays (n_i, D), or executor handles of them (e.g. Dask futures).
+        executor : LocalExecutor or DaskExecutor, optional
+            Runs the E-step on every chunk; the partial :class:`GmmStats` are summed.
+        """
+        from .parallel import LocalExecutor
+
+        self._validate()
+        executor = executor or LocalExecutor()
+
+        def e_step():
+            return sum(executor.gather(executor.map(_accumulate_chunk, chunks, self.params)))
+
+        # One Gaussian first: its statistics give the global mean and variance.
+        dim = max(executor.gather(executor.map(_n_columns, chunks)))
+        self.weights_, self.means_, self.variances_ = np.ones(1), np.zeros((1, dim)), np.ones((1, dim))
+        stats = e_step()
+        if stats.n_frames < 2 * self.n_components:
+            raise ParameterError(
+                f"X has {stats.n_frames} frames; n_components={self.n_components} needs at "
+                f"least {2 * self.n_components} (use fewer components or more data)")
+        global_var = stats.s[0] / stats.n[0] - (stats.f[0] / stats.n[0]) ** 2
         floor = np.maximum(self.variance_floor * global_var, 1e-8)
-        self.weights_ = np.ones(1)
-        self.means_ = X.mean(axis=0, keepdims=True)
-        self.variances_ = np.maximum(global_var[None, :], floor)
+        self.maximize(stats, floor)
         self.loglik_history_ = []
         while len(self.weights_) < self.n_components:
             self._split(min(len(self.weights_), self.n_components - len(self.weights_)))
             for it in range(self.n_iter_split):
-                stats = accumulate(self.params, X)
+                stats = e_step()
                 self.maximize(stats, floor)
                 if progress:
                     progress(f"split {len(self.weights_)}", it, stats.loglik / stats.n_frames)
         converged = False
         for it in range(self.n_iter):
-            stats = accumulate(self.params, X)
+            stats = e_step()
             avg = stats.loglik / stats.n_frames
             self.loglik_history_.append(avg)
             if progress:
-                progress("final", it, avg)
+                progress("ubm", it, avg)
             if it and avg - self.loglik_history_[-2] < self.tol:
                 converged = True
                 break
