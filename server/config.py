@@ -1,23 +1,27 @@
 """Service configuration, read from environment variables.
 
-================================ ============================ =========================================
+================================ ============================ ==================================
 variable                         default                      meaning
-================================ ============================ =========================================
+================================ ============================ ==================================
 ``VPCORE_HOST``                  ``0.0.0.0``                  address gunicorn binds
 ``VPCORE_PORT``                  ``7800``                     port gunicorn binds
-``VPCORE_STORE``                 ``./vpcore-store.sqlite3``   SQLite file path (or ``sqlite:///rel``,
-                                                              ``sqlite:////abs``); a ``postgresql://``
-                                                              URL selects the PostgreSQL backend
-``VPCORE_MODEL``                 (model shipped in vpcore)    path of a saved ``VoiceprintModel``
+``VPCORE_STORE``                 ``./vpcore-store.sqlite3``   SQLite file path (also
+                                                              ``sqlite:///rel``,
+                                                              ``sqlite:////abs``); a
+                                                              ``postgresql://`` URL selects
+                                                              the PostgreSQL backend
+``VPCORE_MODEL``                 (model shipped in vpcore)    path of a saved VoiceprintModel
 ``VPCORE_CONSISTENCY_THRESHOLD`` ``0.5``                      takes 2 and 3 whose calibrated
-                                                              consistency with the earlier takes is
-                                                              below this are refused (22124)
-``VPCORE_MAX_BODY``              ``2097152`` (2 MiB)          request body limit in bytes (HTTP 413)
+                                                              consistency with the earlier
+                                                              takes is below this are refused
+                                                              (22124)
+``VPCORE_MAX_BODY``              ``2097152`` (2 MiB)          request body limit in bytes
+                                                              (HTTP 413)
 ``VPCORE_WORKERS``               ``2``                        gunicorn worker processes
-``VPCORE_THREADS``               ``4``                        threads per worker (gthread worker)
-``VPCORE_TIMEOUT``               ``60``                       gunicorn worker timeout in seconds
-``VPCORE_LOG_LEVEL``             ``INFO``                     log level of the service's loggers
-================================ ============================ =========================================
+``VPCORE_THREADS``               ``4``                        threads per worker (gthread)
+``VPCORE_TIMEOUT``               ``60``                       gunicorn worker timeout, seconds
+``VPCORE_LOG_LEVEL``             ``INFO``                     log level of the service
+================================ ============================ ==================================
 
 A bad value raises :class:`ConfigError` naming the variable, the value and the rule.
 """
@@ -77,7 +81,8 @@ class Config:
             logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL
         ):
             raise ConfigError(
-                f"VPCORE_LOG_LEVEL={self.log_level!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL"
+                f"VPCORE_LOG_LEVEL={self.log_level!r} must be DEBUG, INFO, WARNING, ERROR "
+                "or CRITICAL"
             )
 
     @classmethod

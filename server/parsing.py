@@ -96,7 +96,8 @@ def parse_body(raw):
         text = raw.decode("utf-8-sig") if isinstance(raw, (bytes, bytearray)) else raw
         body = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        detail = "body is empty" if not raw or not raw.strip() else f"body is not valid JSON ({exc})"
+        empty = not raw or not raw.strip()
+        detail = "body is empty" if empty else f"body is not valid JSON ({exc})"
         raise ApiError(JSON_ERROR, detail) from None
     if not isinstance(body, dict):
         raise ApiError(JSON_ERROR, f"body must be a JSON object, got {_json_type(body)}")

@@ -7,7 +7,6 @@ import re
 import shutil
 import uuid
 
-import numpy as np
 import pytest
 
 from server.store import SQLiteStore, StoreError

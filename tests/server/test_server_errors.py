@@ -58,5 +58,6 @@ def test_api_error_carries_status_message_and_data():
     exc = ApiError("22132", data={"user_name": "alice", "enroll_num": 1})
     assert status_for(exc) == ("22132", exc.message, True)
     assert exc.data == {"user_name": "alice", "enroll_num": 1} and exc.http_status == 200
-    assert ApiError("22121", "user_name=1 is bad").message == "invalid parameter: user_name=1 is bad"
+    message = ApiError("22121", "user_name=1 is bad").message
+    assert message == "invalid parameter: user_name=1 is bad"
     assert ApiError("22124", message="exact").message == "exact"

@@ -3,7 +3,6 @@
 import json
 
 import jsonschema
-import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -60,7 +59,8 @@ def test_request_schemas_accept_valid_and_refuse_invalid_requests():
     assert enroll.is_valid(enroll_body("alice", 1, "AAAA", group_id=3))
     assert enroll.is_valid(enroll_body("alice", 3, "AAAA", format="PCM", group_id=None))
     for bad in (enroll_body("al", 1, "AAAA"), enroll_body("alice", 4, "AAAA"),
-                enroll_body("alice", True, "AAAA"), enroll_body("alice", 1, "AAAA", sample_rate=8000),
+                enroll_body("alice", True, "AAAA"),
+                enroll_body("alice", 1, "AAAA", sample_rate=8000),
                 enroll_body("alice", 1, "AAAA", format="mp3"), {"user_name": "alice"}):
         assert not enroll.is_valid(bad), bad
     assert verify.is_valid(verify_body("AAAA"))

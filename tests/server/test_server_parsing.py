@@ -189,7 +189,8 @@ def test_rule4_wav_that_is_not_riff_wave_is_22152(api, payload):
 
 @pytest.mark.parametrize("cut", [12, 20, 36, 44])
 def test_rule4_truncated_wav_header_is_22152_or_22124(api, cut):
-    """A header cut short is unparseable (22152); cut after the header it is just too short (22124)."""
+    """A header cut short is unparseable (22152); cut after the header, the audio is just
+    too short (22124)."""
     result = api.post("/enroll", enroll_fields(data=b64(wav_bytes(tone(4.0))[:cut])))
     assert result["status"] in ("22152", "22124")
     if cut < 44:
@@ -246,7 +247,10 @@ def test_rule5_pcm_has_no_container_so_any_even_bytes_decode(api):
 @pytest.mark.parametrize("path", ["/enroll", "/verify"])
 def test_rule5_too_little_speech_is_22124(api, path):
     silence = b64(wav_bytes(np.zeros(16000 * 5)))
-    body = enroll_fields(data=silence) if path == "/enroll" else verify_body(silence, user_name="alice")
+    if path == "/enroll":
+        body = enroll_fields(data=silence)
+    else:
+        body = verify_body(silence, user_name="alice")
     result = api.post(path, body)
     assert result["status"] == "22124", result
     assert result["data"] == {"user_name": "alice"}

@@ -76,7 +76,8 @@ def listed(api, voices):
             ("0abc", 3, 2, 5), ("-dash", 1, 1, 0), ("aaaa", 2, 1, 1)]
     for name, voice, takes, group in plan:
         for k in range(1, takes + 1):
-            assert api.enroll(name, k, voices.wav(voice, k - 1), group_id=group)["status"] == "00000"
+            result = api.enroll(name, k, voices.wav(voice, k - 1), group_id=group)
+            assert result["status"] == "00000"
     return api, {name: (takes, group) for name, _, takes, group in plan}
 
 
