@@ -237,11 +237,6 @@ def test_stages_work_in_a_sklearn_pipeline_and_clone():
     assert cloned.get_params() == {"lda_dim": 7, "wccn": True, "length_norm": True}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: LengthNorm.fit sets no fitted attribute, so scikit-learn (1.9) considers it "
-    "unfitted: make_pipeline(Center(), LDA(3), LengthNorm()).fit(X, y).transform(X) raises "
-    "sklearn.exceptions.NotFittedError ('This Pipeline instance is not fitted yet'), "
-    "although the module promises the stages recombine in a Pipeline"))
 def test_pipeline_ending_in_length_norm_can_transform_after_fit():
     X, y = speakers(seed=19)
     pipe = make_pipeline(Center(), LDA(n_components=3), LengthNorm()).fit(X, y)

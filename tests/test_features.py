@@ -231,11 +231,6 @@ def test_valid_options_validate_to_themselves():
     assert opts.dim == 26
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: extract_features never calls options.validate(): an invalid FeatureOptions is used "
-    "as is (cmn='global' silently skips mean normalisation; n_mfcc=100 > n_mels=40 silently "
-    "gives 3*40=120 columns while options.dim says 300; delta_width=4 raises librosa's own "
-    "ParameterError, which is not a VpcoreError)"))
 @pytest.mark.parametrize("field, value", [("cmn", "global"), ("n_mfcc", 100), ("delta_width", 4)])
 def test_extract_features_rejects_invalid_options(field, value):
     with pytest.raises(ParameterError, match=field):

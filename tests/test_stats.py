@@ -183,11 +183,6 @@ def test_bad_frames_raise_parameter_error(X, match):
         compute_stats(ubm(2, 3, 0), X)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: min_posterior is not validated; above 1/C every posterior of a frame can be "
-    "pruned, then post / post.sum() divides 0 by 0: compute_stats(((.5,.5), [[-1],[1]], "
-    "[[1],[1]]), [[0.]], min_posterior=0.6) returns n=[nan, nan] (with a RuntimeWarning) "
-    "instead of raising ParameterError or keeping the top posterior"))
 @pytest.mark.parametrize("min_posterior", [0.6, 1.0])
 def test_min_posterior_above_one_over_c_is_rejected_or_harmless(min_posterior):
     params = (np.array([0.5, 0.5]), np.array([[-1.0], [1.0]]), np.ones((2, 1)))

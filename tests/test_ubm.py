@@ -180,12 +180,6 @@ def test_recovers_four_well_separated_clusters_with_unequal_weights():
     np.testing.assert_allclose(gmm.variances_[rows], 0.25, rtol=0.15)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: each split moves the means along +0.2 sd in EVERY dimension; when the clusters lie "
-    "along another direction the two halves sit on a saddle where the first EM steps gain "
-    "< tol=1e-4, so fit() stops after 2 final iterations and reports convergence (no "
-    "ConvergenceWarning) with two identical components at the global mean "
-    "(avg loglik -6.07 instead of -2.09); with tol=0 EM separates them"))
 def test_default_tol_stops_on_the_saddle_after_a_split():
     rng = np.random.default_rng(0)
     X = np.r_[rng.standard_normal((300, 2)) * 0.5 + [-5, 5],

@@ -127,12 +127,13 @@ class LengthNorm(TransformerMixin, BaseEstimator):
     """
 
     def fit(self, X, y=None):
+        self.n_features_in_ = check_array("X", X, ndim=2).shape[1]
         return self
 
     def transform(self, X):
         X = check_array("X", X, ndim=2)
         norms = np.linalg.norm(X, axis=1, keepdims=True)
-        return X * (np.sqrt(X.shape[1]) / np.maximum(norms, 1e-12))
+        return X * (np.sqrt(X.shape[1]) / np.where(norms > 0, norms, 1.0))
 
 
 class Backend(TransformerMixin, BaseEstimator):

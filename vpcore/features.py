@@ -101,7 +101,7 @@ class FeatureOptions:
     @classmethod
     def from_dict(cls, d):
         d = dict(d)
-        vad = d.pop("vad", None)
+        vad = d.pop("vad", VadOptions().to_dict())  # an absent key means the default VAD
         try:
             return cls(vad=None if vad is None else VadOptions(**vad), **d).validate()
         except TypeError as exc:
@@ -145,6 +145,7 @@ def mfcc(samples, options=FeatureOptions()):
     ceps : ndarray of shape (n_frames, n_mfcc), float32
     log_energy : ndarray of shape (n_frames,), float64
     """
+    options.validate()
     x = check_waveform(samples, options.sample_rate)
     x = x - x.mean(dtype=np.float64).astype(np.float32)  # remove any DC offset
     frames = _frames(x, options)  # (T, win), a strided view

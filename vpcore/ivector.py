@@ -1,6 +1,6 @@
 """Total-variability model and i-vector extraction.
 
-An utterance's UBM-mean supervector is modelled as ``m + T w`` with
+An utterance's UBM-mean supervector is modelled as ``m + o + T w`` with
 ``w ~ N(0, I)``: the i-vector is the posterior mean of ``w`` given the
 utterance's Baum-Welch statistics. With statistics centred and whitened by
 the UBM (:mod:`vpcore.stats`), the posterior of ``w`` has precision
@@ -50,8 +50,9 @@ class TvStats:
     hh : ndarray of shape (S, S)
         ``sum_u E[w w']_u``.
     objective : float
-        ``sum_u (b_u' L_u^{-1} b_u - log det L_u) / 2``, the part of the
-        statistics' log-likelihood that depends on ``T``; EM never lowers it.
+        ``sum_u [(b_u' L_u^{-1} b_u - log det L_u) / 2 + sum_c (o_c'F_uc - N_uc |o_c|^2 / 2)]``,
+        the part of the statistics' log-likelihood that depends on ``T`` and the
+        offset ``o``; EM (with minimum divergence) never lowers it.
     count : int
     """
 
@@ -100,7 +101,7 @@ def _posterior_batch(T, TT, N, F):
     return w, cov, objective
 
 
-def accumulate(T, N, F, batch=128):
+def accumulate(T, N, F, offset=None, batch=128):
     """E-step of total-variability EM over utterances; returns :class:`TvStats`.
 
     Parameters
@@ -108,6 +109,8 @@ def accumulate(T, N, F, batch=128):
     T : ndarray of shape (C * D, S)
     N : ndarray of shape (U, C)
     F : ndarray of shape (U, C * D)
+    offset : ndarray of shape (C * D,), optional
+        Supervector offset ``o`` of the model ``o + T w`` (default 0).
     """
     C = N.shape[1]
     S = T.shape[1]
@@ -121,6 +124,11 @@ def accumulate(T, N, F, batch=128):
     for start in range(0, len(N), batch):
         n = np.asarray(N[start:start + batch], dtype=np.float64)
         f = np.asarray(F[start:start + batch], dtype=np.float64)
+        if offset is not None:
+            n_rep = np.repeat(n, D, axis=1)
+            # the offset's own part of the log-likelihood: sum_c o_c'F_c - N_c |o_c|^2 / 2
+            objective += float(np.sum(f @ offset) - 0.5 * np.sum(n_rep @ (offset * offset)))
+            f = f - n_rep * offset
         w, cov, obj = _posterior_batch(T, TT, n, f)
         eww = cov + w[:, :, None] * w[:, None, :]
         a += n.T @ eww.reshape(len(n), S * S)
@@ -131,8 +139,8 @@ def accumulate(T, N, F, batch=128):
     return TvStats(a, c, h, hh, objective, len(N))
 
 
-def _accumulate_chunk(chunk, T):
-    return accumulate(T, *chunk)
+def _accumulate_chunk(chunk, T, offset):
+    return accumulate(T, *chunk, offset=offset)
 
 
 def _chunk_summary(chunk):
@@ -209,24 +217,31 @@ class TotalVariability:
         spread = sum_f2 / (U * CD) / mean_n
         T = rng.standard_normal((CD, S)) * np.sqrt(max(spread, 1e-3) / (S * max(mean_n, 1.0)))
         self.n_components_, self.n_features_ = C, D
+        offset = np.zeros(CD)
         self.objective_history_ = []
         for it in range(self.n_iter):
-            stats = sum(executor.gather(executor.map(_accumulate_chunk, chunks, T)))
+            stats = sum(executor.gather(executor.map(_accumulate_chunk, chunks, T, offset)))
             self.objective_history_.append(stats.objective / stats.count)
             if progress:
                 progress("tv", it, stats.objective / stats.count)
-            T = self._maximize(stats, C, D, S)
+            T, offset = self._maximize(stats, C, D, S, offset)
         self.T_ = T
+        self.offset_ = offset
         self._prepare()
         return self
 
-    def _maximize(self, stats, C, D, S):
+    def _maximize(self, stats, C, D, S, offset):
         A = stats.a.reshape(C, S, S)
         Cc = stats.c.reshape(C, D, S)
-        # T_c = Cc_c A_c^{-1}; A_c is symmetric positive definite.
+        # T_c = Cc_c A_c^{-1}. A tiny ridge keeps a component no utterance used
+        # (A_c = 0, Cc_c = 0) solvable: its T_c becomes 0.
+        ridge = 1e-10 * np.maximum(np.trace(A, axis1=1, axis2=2) / S, 1e-30)
+        A = A + ridge[:, None, None] * np.eye(S)
         T = np.linalg.solve(A, np.swapaxes(Cc, 1, 2))  # (C, S, D)
         T = np.swapaxes(T, 1, 2).reshape(C * D, S)
         if self.min_divergence:
+            # Fit the prior N(mean, cov) of w to the posteriors, then fold it into the
+            # model (o + T mean, T chol(cov)) so that the prior is N(0, I) again.
             mean = stats.h / stats.count
             cov = stats.hh / stats.count - np.outer(mean, mean)
             try:
@@ -234,16 +249,21 @@ class TotalVariability:
             except np.linalg.LinAlgError:
                 raise ModelError("i-vector covariance is not positive definite in "
                                  "minimum-divergence step: use a smaller rank") from None
+            offset = offset + T @ mean
             T = T @ chol
-        return T
+        return T, offset
 
     # -- extraction -----------------------------------------------------------------
-    def set_matrix(self, T, n_components):
-        """Install a trained matrix (used when loading a model); returns self."""
+    def set_matrix(self, T, n_components, offset=None):
+        """Install a trained matrix and offset (used when loading a model); returns self."""
         T = check_array("T", T, ndim=2)
         if T.shape[0] % n_components:
             raise ModelError(f"T has {T.shape[0]} rows, not a multiple of C={n_components}")
+        offset = np.zeros(T.shape[0]) if offset is None else check_array("offset", offset, ndim=1)
+        if offset.shape != (T.shape[0],):
+            raise ModelError(f"offset has shape {offset.shape}, expected ({T.shape[0]},)")
         self.T_ = T
+        self.offset_ = offset
         self.n_components_ = n_components
         self.n_features_ = T.shape[0] // n_components
         self.rank = T.shape[1]
@@ -275,7 +295,9 @@ class TotalVariability:
         L[self._iu] = packed
         L.T[self._iu] = packed
         L[np.diag_indices(S)] += 1.0
-        b = np.asarray(f, dtype=np.float32).reshape(-1) @ self._T32
+        n = np.asarray(n, dtype=np.float64)
+        f = np.asarray(f, dtype=np.float64).reshape(-1) - np.repeat(n, self.n_features_) * self.offset_
+        b = f.astype(np.float32) @ self._T32
         try:
             factor = scipy.linalg.cho_factor(L, lower=True, check_finite=False)
         except np.linalg.LinAlgError:

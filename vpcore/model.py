@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
 
 from ._validation import check_array, check_fitted, check_float, check_int, check_random_state
 from .audio import check_waveform
@@ -198,7 +199,8 @@ def _batch_sample_frames(batch, fraction, seed):
 
 def _batch_stats(batch, ubm_params):
     """Stacked statistics ``(N (u, C), F (u, C*D))`` of the batch's utterances with speech."""
-    stats = [compute_stats(ubm_params, f) for f in batch[1] if f is not None]
+    with threadpool_limits(limits=1, user_api="blas"):  # small products: one thread is faster
+        stats = [compute_stats(ubm_params, f) for f in batch[1] if f is not None]
     if not stats:
         C, D = ubm_params[1].shape
         return np.zeros((0, C)), np.zeros((0, C * D), dtype=np.float32)
@@ -210,12 +212,14 @@ def _batch_unit_ivectors(batch, ubm_params, tv, split, split_frames):
     """``[(utterance index, [i-vector, ...]), ...]``: parts for utterances flagged in ``split``."""
     start, feats = batch
     out = []
-    for offset, f in enumerate(feats):
-        if f is None:
-            continue
-        index = start + offset
-        parts = _split_frames(f, split_frames, 4) if split[index] and split_frames else [f]
-        out.append((index, [tv.transform_one(*_nf(compute_stats(ubm_params, p))) for p in parts]))
+    with threadpool_limits(limits=1, user_api="blas"):  # small products: one thread is faster
+        for offset, f in enumerate(feats):
+            if f is None:
+                continue
+            index = start + offset
+            parts = _split_frames(f, split_frames, 4) if split[index] and split_frames else [f]
+            out.append((index, [tv.transform_one(*_nf(compute_stats(ubm_params, p)))
+                                for p in parts]))
     return out
 
 
@@ -418,7 +422,7 @@ class VoiceprintModel:
         del stats
         # Store T in float32 so that a saved and reloaded model scores identically.
         self.tv_.set_matrix(self.tv_.T_.astype(np.float32).astype(np.float64),
-                            self.n_components)
+                            self.n_components, self.tv_.offset_)
         seconds["total_variability"] = time.perf_counter() - start
         # 3. I-vectors of the backend's units: utterances, and parts of one-utterance speakers.
         start = time.perf_counter()
@@ -668,7 +672,7 @@ class VoiceprintModel:
         arrays = {
             "ubm_weights": self.ubm_.weights_, "ubm_means": self.ubm_.means_,
             "ubm_variances": self.ubm_.variances_,
-            "tv_matrix": self.tv_.T_.astype(np.float32),
+            "tv_matrix": self.tv_.T_.astype(np.float32), "tv_offset": self.tv_.offset_,
             "backend_mean": self.backend_.mean_, "backend_projection": self.backend_.projection_,
             "plda_mean": self.plda_.mean_, "plda_between": self.plda_.between_,
             "plda_within": self.plda_.within_, "cohort": self.cohort_,
@@ -733,7 +737,8 @@ class VoiceprintModel:
             model.ubm_.set_params_arrays(arrays["ubm_weights"], arrays["ubm_means"],
                                          arrays["ubm_variances"])
             model.tv_ = TotalVariability(rank=int(arrays["tv_matrix"].shape[1]))
-            model.tv_.set_matrix(arrays["tv_matrix"].astype(np.float64), model.ubm_.n_components)
+            model.tv_.set_matrix(arrays["tv_matrix"].astype(np.float64), model.ubm_.n_components,
+                                 arrays["tv_offset"])
             model.backend_ = Backend(lda_dim=header["options"]["lda_dim"],
                                      wccn=header["options"]["wccn"],
                                      length_norm=header["backend"]["length_norm"])

@@ -68,6 +68,10 @@ def compute_stats(ubm_params, X, min_posterior=1e-4):
     X = check_array("X", X, ndim=2, dtype=np.float32, n_cols=means.shape[1])
     if len(X) == 0:
         raise ParameterError("X has 0 frames: no statistics can be computed")
+    if not 0.0 <= min_posterior < 1.0 / len(weights):
+        # the largest posterior of a frame is at least 1/C, so it always survives the pruning
+        raise ParameterError(f"min_posterior={min_posterior} must be in [0, 1/C) = "
+                             f"[0, {1.0 / len(weights):.4g})")
     # float32 halves the cost of the two matrix products and the exponentials;
     # posteriors need no more precision than that. Sums are returned in float64.
     post, _ = posteriors(log_likelihoods(X, weights.astype(np.float32),

@@ -279,9 +279,17 @@ class DiagonalGMM:
         return self
 
     def _split(self, k):
-        """Split the ``k`` heaviest components in two, along +-0.2 standard deviations."""
+        """Split the ``k`` heaviest components in two, +-0.5 sd along each one's widest dimension.
+
+        Perturbing along the dimension of largest variance (rather than along
+        the all-ones direction) keeps the two halves off the saddle point that
+        arises when the data's clusters lie across that direction.
+        """
         order = np.argsort(-self.weights_, kind="stable")[:k]
-        offset = 0.2 * np.sqrt(self.variances_[order])
+        var = self.variances_[order]
+        offset = np.zeros_like(var)
+        widest = np.argmax(var, axis=1)
+        offset[np.arange(len(order)), widest] = 0.5 * np.sqrt(var[np.arange(len(order)), widest])
         self.means_ = np.concatenate([self.means_, self.means_[order] + offset])
         self.means_[order] -= offset
         self.variances_ = np.concatenate([self.variances_, self.variances_[order]])
