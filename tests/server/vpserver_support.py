@@ -188,21 +188,26 @@ class ServerProcess:
             stdout=self._log, stderr=self._log, start_new_session=True,
         )
 
-    def wait_ready(self, timeout=60.0):
+    def wait_ready(self, timeout=120.0):
+        """Wait until /health answers 00000 (generous: CI machines can be busy)."""
         deadline = time.monotonic() + timeout
+        last = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_tail()}")
+                raise RuntimeError(f"server on port {self.port} exited with "
+                                   f"{self.proc.returncode}; log:\n{self.log_tail()}")
             try:
-                r = requests.get(self.url + "/health", timeout=2)
+                r = requests.get(self.url + "/health", timeout=5)
+                last = r.text[:500]
                 if r.json()["status"] == "00000":
                     return self
-            except (requests.RequestException, ValueError):
-                pass
+            except (requests.RequestException, ValueError) as exc:
+                last = repr(exc)[:500]
             time.sleep(0.1)
-        raise RuntimeError(f"server not ready after {timeout} s: {self.log_tail()}")
+        raise RuntimeError(f"server on port {self.port} not ready after {timeout} s; last "
+                           f"health answer: {last}; log:\n{self.log_tail()}")
 
-    def log_tail(self, n=3000):
+    def log_tail(self, n=6000):
         if not self.log_path:
             return ""
         return Path(self.log_path).read_bytes()[-n:].decode(errors="replace")
