@@ -146,9 +146,16 @@ def start_server(small_model_path, tmp_path):
 
     def start(store=None, **kwargs):
         kwargs.setdefault("log_path", tmp_path / "server.log")
-        server = ServerProcess(store or tmp_path / "store.sqlite3", small_model_path, **kwargs)
-        started.append(server)
-        return server.wait_ready()
+        for attempt in range(3):
+            server = ServerProcess(store or tmp_path / "store.sqlite3", small_model_path,
+                                   **kwargs)
+            started.append(server)
+            try:
+                return server.wait_ready()
+            except RuntimeError as exc:
+                # another process took the free port between probe and bind: try another
+                if "in use" not in str(exc) or attempt == 2:
+                    raise
 
     yield start
     for server in started:
