@@ -29,6 +29,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -219,6 +220,30 @@ CREATE TABLE IF NOT EXISTS takes (
 """
 
 
+#: connections inherited through fork(): never used, and never closed either (closing
+#: SQLite's copy of the parent's file state in the child could drop the child's locks)
+_INHERITED = []
+
+
+class _Connection:
+    """A thread's connection and the process that opened it (sqlite3 objects must not
+    cross a fork)."""
+
+    __slots__ = ("conn", "pid", "__weakref__")
+
+    def __init__(self, conn, pid):
+        self.conn, self.pid = conn, pid
+
+    def __del__(self):
+        if self.pid != os.getpid():
+            _INHERITED.append(self.conn)
+            return
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+
 class SQLiteStore(Store):
     """The default backend: one SQLite file in WAL mode with ``synchronous=FULL``.
 
@@ -237,7 +262,9 @@ class SQLiteStore(Store):
         self.path = os.path.abspath(path)
         self.fingerprint = fingerprint
         self._local = threading.local()
-        self._all = []  # (pid, connection) of every connection opened, for close()
+        # every live connection, for close(); a thread's connection is closed when the
+        # thread ends (its thread-local holder is the only strong reference)
+        self._all = weakref.WeakSet()
         self._all_lock = threading.Lock()
         directory = os.path.dirname(self.path)
         if not os.path.isdir(directory):
@@ -248,9 +275,9 @@ class SQLiteStore(Store):
 
     def _conn(self):
         pid = os.getpid()
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == pid:
-            return conn
+        holder = getattr(self._local, "holder", None)
+        if holder is not None and holder.pid == pid:
+            return holder.conn
         try:
             conn = sqlite3.connect(
                 self.path, timeout=self.BUSY_TIMEOUT, isolation_level=None,
@@ -264,19 +291,22 @@ class SQLiteStore(Store):
                 raise StoreError(f"store {self.path}: cannot switch to WAL (journal_mode={mode})")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from None
-        self._local.conn, self._local.pid = conn, pid
+        holder = _Connection(conn, pid)
+        self._local.holder = holder
         with self._all_lock:
-            self._all.append((pid, conn))
+            self._all.add(holder)
         return conn
 
     def close(self):
+        """Close this process' connections (those of ended threads are closed already)."""
         pid = os.getpid()
         with self._all_lock:
-            mine = [c for p, c in self._all if p == pid]
-            self._all = [(p, c) for p, c in self._all if p != pid]
-        for conn in mine:
+            mine = [h for h in self._all if h.pid == pid]
+            for holder in mine:
+                self._all.discard(holder)
+        for holder in mine:
             try:
-                conn.close()
+                holder.conn.close()
             except sqlite3.Error:
                 pass
         self._local = threading.local()

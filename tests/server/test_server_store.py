@@ -227,6 +227,19 @@ def test_connections_are_per_thread(store):
     assert seen[1] is not store._conn()
 
 
+def test_connection_of_an_ended_thread_is_released(store):
+    import gc
+
+    store.get_user("alice")
+    before = len(store._all)
+    threads = [threading.Thread(target=store.get_user, args=("alice",)) for _ in range(20)]
+    for t in threads:
+        t.start()
+        t.join()
+    gc.collect()
+    assert len(store._all) == before
+
+
 def _enrol_many(path, prefix, n, results):
     s = SQLiteStore(path, FP)
     done = 0
