@@ -122,9 +122,9 @@ def build_parser():
     t.add_argument("--rank", type=int, default=200, help="i-vector dimension S (200)")
     t.add_argument("--lda", type=int, default=150, help="LDA dimension R, 0 = no LDA (150)")
     t.add_argument("--wccn", action="store_true", help="apply WCCN after LDA")
-    t.add_argument("--asnorm-top", type=int, default=200, help="AS-norm top-N, 0 = off (200)")
-    t.add_argument("--prior", type=float, default=0.5,
-                   help="prior of 'same speaker' behind confidence (0.5)")
+    t.add_argument("--asnorm-top", type=int, default=100, help="AS-norm top-N, 0 = off (100)")
+    t.add_argument("--prior", type=float, default=0.1,
+                   help="prior of same-speaker trials behind confidence (0.1)")
     t.add_argument("--no-vad", action="store_true", help="keep every frame (not advised)")
     t.add_argument("--jobs", type=int, default=1, help="processes for feature extraction")
     t.add_argument("--seed", type=int, default=0, help="random seed (0)")

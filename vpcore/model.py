@@ -271,7 +271,7 @@ class VoiceprintModel:
 
     def __init__(self, n_components=256, tv_rank=200, lda_dim=150, wccn=False,
                  ubm_iter=10, tv_iter=10, plda_iter=10, ubm_max_frames=400_000,
-                 asnorm_top=200, cohort_per_speaker=2, calibration_prior=0.5,
+                 asnorm_top=100, cohort_per_speaker=2, calibration_prior=0.1,
                  calibration_folds=4, split_frames=300, features=None, n_jobs=1,
                  random_state=None):
         self.n_components = n_components
