@@ -1,0 +1,1 @@
+"""Benchmarks of vpcore: accuracy, VoxCeleb runner, speed, scale, service load (see docs/benchmarks.md)."""

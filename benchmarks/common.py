@@ -1,0 +1,340 @@
+"""Code shared by the benchmark scripts: run environment, result files, models, audio.
+
+Every benchmark writes one JSON document under ``benchmarks/results/`` (or
+``--out-dir``) holding its figures and the environment they were measured in
+(:func:`environment`): commit, date, CPU model and cores, Python and library
+versions, and the BLAS configuration that numpy/scipy actually use.
+"""
+
+import datetime
+import hashlib
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+#: Trained models and per-file caches of the benchmarks (git-ignored ``/cache/``).
+CACHE_DIR = ROOT / "cache" / "bench"
+DEV_MODEL = CACHE_DIR / "dev_model.npz"
+
+#: The development protocol of the shared corpora (paths relative to the data root).
+DEV_TRIALS = "trials/speechocean762-dev.trials"
+DEV_ENROLL = "trials/speechocean762-dev.enroll"
+DEV_SPEAKERS = "trials/speechocean762-dev.speakers"
+SPEAKERS_PSV = "speechocean762/speakers.psv"
+CHILD_AGE = 13
+
+#: Reference figures of the development protocol, from ../shared/data/README.md
+#: (measured on this machine by the data's providers; not vpcore).
+DEV_REFERENCES = [
+    {"system": "GE2E d-vector (deep learning, pretrained on thousands of hours), cosine vs "
+               "mean of 3 enrolment embeddings", "eer": 0.0382, "min_dcf_0.01": 0.420,
+     "source": "shared/data/README.md"},
+    {"system": "naive GMM-UBM: 20 MFCC + deltas, CMN, 128-component UBM on librispeech-mini, "
+               "MAP means, frame-average LLR", "eer": 0.0538, "min_dcf_0.01": 0.644,
+     "source": "shared/data/README.md"},
+]
+
+
+# ---------------------------------------------------------------------- environment ---
+
+def _git(*args):
+    try:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                             timeout=10)
+        return out.stdout.strip() if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(module):
+    try:
+        mod = __import__(module)
+        return getattr(mod, "__version__", None)
+    except ImportError:
+        return None
+
+
+def blas_info():
+    """The thread pools (BLAS/OpenMP) numpy and scipy use, as threadpoolctl reports them."""
+    import scipy.linalg  # noqa: F401  (loads scipy's BLAS too)
+    from threadpoolctl import threadpool_info
+
+    keep = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer",
+            "architecture")
+    return [{k: v for k, v in pool.items() if k in keep} for pool in threadpool_info()]
+
+
+def environment():
+    """Where and with what a figure was measured (JSON-serialisable)."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = os.cpu_count()
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    return {
+        "commit": _git("rev-parse", "HEAD"),
+        "worktree_modified": bool(status) if status is not None else None,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_available": affinity,
+        "load_average": load,
+        "memory_total_bytes": _meminfo("MemTotal"),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "versions": {m: _version(m) for m in ("vpcore", "numpy", "scipy", "sklearn", "librosa",
+                                                "soundfile", "threadpoolctl")},
+        "blas": blas_info(),
+    }
+
+
+def _meminfo(key):
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def rss_bytes(pid="self", key="VmRSS"):
+    """Resident set size of a process (``VmHWM`` for its peak), from /proc; None elsewhere."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def children_pids(pid):
+    """Direct and indirect children of a process (Linux /proc)."""
+    found = []
+    frontier = [int(pid)]
+    while frontier:
+        parent = frontier.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                kids = [int(p) for p in task.read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            frontier += kids
+    return found
+
+
+# ---------------------------------------------------------------------- results ---
+
+def write_result(name, payload, out_dir=None):
+    """Write ``payload`` (+ environment) as ``<out_dir>/<name>.json`` atomically; returns the path."""
+    out_dir = Path(out_dir) if out_dir else RESULTS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    doc = {"benchmark": payload.pop("benchmark", name), "name": name,
+           "environment": environment(), **payload}
+    path = out_dir / f"{name}.json"
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}-", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=2, default=_json_default)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _json_default(obj):
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def relative(path, start=None):
+    """``path`` relative to ``start`` (default: the project root) when inside it."""
+    path = Path(path).resolve()
+    start = Path(start).resolve() if start else ROOT
+    try:
+        return str(path.relative_to(start))
+    except ValueError:
+        return str(path)
+
+
+def percentiles(values, qs=(50, 90, 95, 99)):
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return {f"p{q}": None for q in qs}
+    return {f"p{q}": float(np.percentile(values, q)) for q in qs}
+
+
+def time_calls(fn, repeat, warmup=1):
+    """Run ``fn`` ``warmup`` + ``repeat`` times; returns the ``repeat`` durations in ms."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        out.append(1000.0 * (time.perf_counter() - start))
+    return out
+
+
+def summary_ms(samples):
+    s = np.asarray(samples, dtype=float)
+    return {"median": float(np.median(s)), "mean": float(s.mean()), "min": float(s.min()),
+            "p90": float(np.percentile(s, 90)), "n": int(s.size)}
+
+
+# ------------------------------------------------------------------------- models ---
+
+def data_root(arg=None, required=True):
+    from vpcore.corpus import data_root as find
+
+    if arg:
+        path = Path(arg)
+        if not path.is_dir():
+            raise SystemExit(f"corpus root {path} is not a folder")
+        return path
+    return find(required=required)
+
+
+def train_dev_model(out=DEV_MODEL, data=None, jobs=2, seed=0, quiet=False):
+    """Train the development model (dev speakers excluded) with the documented recipe.
+
+    ``vpcore train --corpus $DATA/speechocean762/train --corpus $DATA/librispeech-mini/train
+    --exclude-speakers $DATA/trials/speechocean762-dev.speakers --out <out> --jobs 2 --seed 0``
+    """
+    data = data_root(data)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "vpcore.cli", "train",
+           "--corpus", str(data / "speechocean762" / "train"),
+           "--corpus", str(data / "librispeech-mini" / "train"),
+           "--exclude-speakers", str(data / DEV_SPEAKERS),
+           "--out", str(out), "--jobs", str(jobs), "--seed", str(seed)]
+    if quiet:
+        cmd.append("--quiet")
+    print("training the development model:", " ".join(cmd), file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    print(f"trained in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return out
+
+
+def resolve_model(arg=None, train_if_missing=True):
+    """The model a benchmark uses: ``arg``; else the shipped default; else the dev model."""
+    from vpcore.model import default_model_path
+
+    if arg:
+        return Path(arg), "given"
+    shipped = default_model_path()
+    if shipped.is_file():
+        return shipped, "shipped default model"
+    if not DEV_MODEL.is_file():
+        if not train_if_missing:
+            raise SystemExit(f"no model: pass --model, install {shipped}, or train {DEV_MODEL}")
+        train_dev_model()
+    return DEV_MODEL, "development model (shipped default model not installed)"
+
+
+def model_info(model, path):
+    path = Path(path)
+    return {
+        "path": relative(path),
+        "file_bytes": path.stat().st_size if path.is_file() else None,
+        "fingerprint": model.fingerprint,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None,
+        "options": model._options(),
+        "training": getattr(model, "training_summary_", {}),
+    }
+
+
+# -------------------------------------------------------------------------- audio ---
+
+def wav_bytes(samples, sample_rate=16000):
+    """Mono 16-bit RIFF/WAVE bytes of a float waveform in [-1, 1]."""
+    pcm = np.round(np.clip(np.asarray(samples, dtype=np.float64), -1.0, 1.0) * 32767.0)
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.astype("<i2").tobytes())
+    return buf.getvalue()
+
+
+def write_synthetic_corpus(root, n_speakers=4, n_utterances=4, duration=(3.5, 4.5), seed=0):
+    """Write a seeded synthetic corpus ``<root>/<speaker>/<utt>.wav``; returns {speaker: [rel paths]}.
+
+    For smoke runs of the benchmarks where the real corpora are not at hand.
+    """
+    from vpcore.synth import synthesize_corpus
+
+    root = Path(root)
+    layout = {}
+    for spk, utt, samples in synthesize_corpus(n_speakers, n_utterances, duration=duration,
+                                              random_state=seed):
+        folder = root / spk
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{utt}.wav").write_bytes(wav_bytes(samples))
+        layout.setdefault(spk, []).append(f"{spk}/{utt}.wav")
+    return layout
+
+
+def fit_length(samples, seconds, sample_rate=16000):
+    """Repeat or cut a waveform to exactly ``seconds``."""
+    n = int(round(seconds * sample_rate))
+    reps = int(np.ceil(n / len(samples)))
+    return np.tile(samples, reps)[:n].astype(np.float32)
+
+
+def speech_of_length(seconds, seed=0, data=None, speaker=None):
+    """A waveform of ``seconds``: a corpus speaker's utterances joined when the corpora are
+    present (librispeech-mini, else speechocean762), synthetic speech otherwise.
+
+    Returns (samples, description).
+    """
+    from vpcore.audio import load_file
+    from vpcore.corpus import data_root as find
+
+    root = Path(data) if data else find()
+    if root is not None and (root / "librispeech-mini" / "train").is_dir():
+        rng = np.random.default_rng(seed)
+        speakers = sorted(p for p in (root / "librispeech-mini" / "train").iterdir() if p.is_dir())
+        folder = speaker or speakers[int(rng.integers(len(speakers)))]
+        parts = [load_file(f) for f in sorted(Path(folder).glob("*.flac"))]
+        joined = np.concatenate(parts)
+        return fit_length(joined, seconds), f"librispeech-mini {Path(folder).name}"
+    from vpcore.synth import SyntheticSpeaker, synthesize
+
+    return (synthesize(SyntheticSpeaker.from_seed(seed), duration=seconds, random_state=seed),
+            f"synthetic voice {seed}")

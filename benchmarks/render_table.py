@@ -1,0 +1,343 @@
+"""Render the README benchmark table and docs/benchmarks.md from the latest result JSONs.
+
+::
+
+    python benchmarks/render_table.py [--results-dir benchmarks/results] [--doc docs/benchmarks.md]
+
+Prints the compact README table to stdout and writes the full page (every
+stage, every figure, how to run each benchmark, published figures of other
+systems) to ``--doc`` (``-`` to skip writing).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import common
+
+STAGE_ORDER = ("gmm_ubm_map", "ivector_cosine", "ivector_lda_cosine", "plda", "plda_asnorm",
+               "calibrated")
+SPEED_STAGES = ("decode", "vad_features", "statistics", "ivector", "backend_plda", "end_to_end")
+
+
+def latest(results_dir):
+    """{benchmark kind: latest document}; accuracy prefers the development protocol."""
+    docs = []
+    for path in sorted(Path(results_dir).glob("*.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and "benchmark" in doc:
+            doc["_file"] = path.name
+            docs.append(doc)
+    out = {}
+    for doc in sorted(docs, key=lambda d: d.get("environment", {}).get("date", "")):
+        kind = doc["benchmark"]
+        if kind == "accuracy" and doc.get("name") != "accuracy-dev" and "accuracy" in out \
+                and out["accuracy"].get("name") == "accuracy-dev":
+            continue
+        if kind == "voxceleb" and doc.get("protocol", {}).get("made_trials"):
+            kind = "voxceleb_format_check"
+        out[kind] = doc
+    return out
+
+
+def pct(x, digits=2):
+    return "-" if x is None else f"{100 * x:.{digits}f} %"
+
+
+def num(x, digits=3):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def mb(x):
+    return "-" if x is None else f"{x / 2**20:,.0f} MB"
+
+
+def ok(flag):
+    return "-" if flag is None else ("yes" if flag else "**no**")
+
+
+def env_line(doc):
+    env = doc.get("environment", {})
+    commit = (env.get("commit") or "?")[:10]
+    dirty = " (+ uncommitted changes)" if env.get("worktree_modified") else ""
+    return (f"commit `{commit}`{dirty}, {env.get('date', '?')}, {env.get('cpu_model', '?')}, "
+            f"{env.get('cpus_available', '?')} cores, Python {env.get('python', '?')}, numpy "
+            f"{env.get('versions', {}).get('numpy', '?')}, load average "
+            f"{', '.join(f'{x:.1f}' for x in env.get('load_average') or [])}")
+
+
+# ---------------------------------------------------------------------- tables ---
+
+def readme_table(res):
+    lines = ["| benchmark | measured | target |", "|---|---|---|"]
+    acc = res.get("accuracy")
+    if acc:
+        cal = acc["systems"]["calibrated"]
+        gmm = acc["systems"]["gmm_ubm_map"]
+        lines.append(f"| speechocean762 dev: EER / minDCF(0.01), vpcore | {pct(cal['eer'])} / "
+                     f"{num(cal['min_dcf_0.01'])} | beat naive GMM-UBM 5.38 % / 0.644; "
+                     "d-vector 3.82 % / 0.420 |")
+        lines.append(f"| same trials, GMM-UBM on vpcore's front end | {pct(gmm['eer'])} / "
+                     f"{num(gmm['min_dcf_0.01'])} | - |")
+        lines.append(f"| FAR / FRR at confidence 0.7 | {pct(cal['far'])} / {pct(cal['frr'])} | "
+                     "low FAR |")
+        for group in ("children", "adults"):
+            sub = acc.get("subsets", {}).get(group)
+            if isinstance(sub, dict):
+                c = sub["systems"]["calibrated"]
+                lines.append(f"| {group}: EER / minDCF(0.01) | {pct(c['eer'])} / "
+                             f"{num(c['min_dcf_0.01'])} | - |")
+    sp = res.get("speed")
+    if sp:
+        five = sp["stages"].get("5s")
+        if five:
+            lines.append(f"| 5 s utterance to a score, 1 core (median) | "
+                         f"{five['ms']['end_to_end']['median']:.1f} ms | <= 15 ms |")
+        m = sp["memory"]
+        lines.append(f"| RSS after loading the model | {mb(m['rss_after_load'])} | < 500 MB |")
+    sc = res.get("scale")
+    if sc:
+        for row in sc["sizes"]:
+            if row["n"] in (100_000, 1_000_000):
+                target = "<= 10 ms" if row["n"] == 100_000 else "<= 100 ms, < 1.5 GB"
+                lines.append(f"| 1-v-N top-3 over {row['n']:,} voiceprints, 1 core | "
+                             f"{row['query_ms']['median']:.1f} ms, peak RSS "
+                             f"{mb(row['peak_rss_bytes'])} | {target} |")
+    ld = res.get("load")
+    if ld:
+        lv = ld["latency_ms"]["verify"]
+        lines.append(f"| service: verify/s, 5-s audio, {ld['server']['workers']} workers | "
+                     f"{ld['verify_per_s']:.1f} /s | >= 40 /s |")
+        lines.append(f"| service: verify latency p50 / p95 / p99 | {lv['p50']:.0f} / "
+                     f"{lv['p95']:.0f} / {lv['p99']:.0f} ms | p99 <= 200 ms |")
+        lines.append(f"| service: errors | {ld['errors']} of {ld['requests']} | 0 |")
+    return "\n".join(lines) + "\n"
+
+
+def accuracy_section(acc):
+    labels = acc.get("system_labels", {})
+    p = acc["protocol"]
+    out = [f"## Accuracy: {p['name']} protocol", "",
+           f"{p['trials_scored']} trials ({p['target']} target, {p['nontarget']} non-target; "
+           f"{p['trials_skipped']} skipped for unusable audio), model `{acc['model']['path']}` "
+           f"({acc['model']['source']}; fingerprint {acc['model']['fingerprint']}, C="
+           f"{acc['model']['options']['n_components']}, S={acc['model']['options']['tv_rank']}, "
+           f"R={acc['model']['options']['lda_dim']}).", "",
+           f"Measured: {env_line(acc)}.", "",
+           "| system (same trials, same front end) | EER | minDCF 0.01 | minDCF 0.001 | "
+           "actDCF 0.01 | Cllr | minCllr |",
+           "|---|---|---|---|---|---|---|"]
+    for s in STAGE_ORDER:
+        m = acc["systems"].get(s)
+        if m is None:
+            continue
+        out.append(f"| {labels.get(s, s)} | {pct(m['eer'])} | {num(m['min_dcf_0.01'])} | "
+                   f"{num(m['min_dcf_0.001'])} | {num(m.get('act_dcf_0.01'))} | "
+                   f"{num(m.get('cllr'))} | {num(m['min_cllr'])} |")
+    for ref in acc.get("references", []):
+        out.append(f"| *reference, not vpcore:* {ref['system']} | {pct(ref['eer'])} | "
+                   f"{num(ref['min_dcf_0.01'])} | - | - | - | - |")
+    cal = acc["systems"]["calibrated"]
+    out += ["", f"At the service's confidence threshold 0.7 (calibration prior "
+                f"{acc['model']['calibration']['prior']:g}): FAR {pct(cal['far'])}, "
+                f"FRR {pct(cal['frr'])}.", ""]
+    subs = {k: v for k, v in acc.get("subsets", {}).items() if isinstance(v, dict)}
+    if subs:
+        out += ["Children (age < 13) and adults, trials with both sides in the group "
+                f"({acc['subsets'].get('cross_group_nontarget_trials_left_out', 0)} "
+                "cross-group non-target trials left out):", "",
+                "| group | system | EER | minDCF 0.01 | FAR@0.7 | FRR@0.7 |",
+                "|---|---|---|---|---|---|"]
+        for g, sub in subs.items():
+            for s in ("gmm_ubm_map", "plda", "calibrated"):
+                m = sub["systems"][s]
+                out.append(f"| {g} ({sub['speakers']} speakers) | {labels.get(s, s)} | "
+                           f"{pct(m['eer'])} | {num(m['min_dcf_0.01'])} | {pct(m.get('far'))} | "
+                           f"{pct(m.get('frr'))} |")
+        out.append("")
+    plots = acc.get("plots", {})
+    if plots:
+        det = Path(plots["det"]).name
+        hist = Path(plots["histogram"]).name
+        out += [f"![DET curves](../benchmarks/results/{det})",
+                f"![score histogram](../benchmarks/results/{hist})", ""]
+    return out
+
+
+def speed_section(sp):
+    out = ["## Speed (one core)", "", f"Measured: {env_line(sp)}. Model "
+           f"`{sp['model']['path']}` ({sp['model']['source']}). Median of "
+           f"{sp['repeat']} runs, milliseconds, `threadpool_limits(1)`.", "",
+           "| audio | speech frames | " + " | ".join(SPEED_STAGES) + " | naive | naive / vpcore |",
+           "|---|---|" + "---|" * (len(SPEED_STAGES) + 2)]
+    for d, r in sp["stages"].items():
+        out.append(f"| {d} | {r['speech_frames']} | "
+                   + " | ".join(f"{r['ms'][k]['median']:.2f}" for k in SPEED_STAGES)
+                   + f" | {r['naive_end_to_end_ms']['median']:.1f} | "
+                     f"{r['naive_over_vpcore']:.1f}x |")
+    m = sp["memory"]
+    out += ["", f"Naive implementation in the same run: {sp['naive']['decode']} decode, "
+                f"{sp['naive']['features']}, {sp['naive']['scoring']} with "
+                f"{sp['naive']['components']} components.", "",
+            f"Model load {sp['model_load_ms']['median']:.0f} ms (file "
+            f"{mb(sp['model']['file_bytes'])}); fresh process RSS after imports "
+            f"{mb(m['rss_after_imports'])}, after loading the model {mb(m['rss_after_load'])} "
+            f"(target < 500 MB: {ok(m['rss_meets_target'])}); i-vector extraction cache "
+            f"{m['tv_cache_bytes'] / 2**20:.1f} MB. Target 5 s in <= 15 ms: "
+            f"{ok(sp['target']['met'])}.", ""]
+    return out
+
+
+def scale_section(sc):
+    out = ["## 1-v-N scale (library side)", "", f"Measured: {env_line(sc)}. "
+           f"{sc['threads']} BLAS thread(s), top-{sc['top_n']}, voiceprint rows of "
+           f"{sc['voiceprint_dim']} float32; {sc['real_enrolments']} real enrolments, the "
+           "other rows generated from the PLDA model's distribution.", "",
+           "| N | query median | p90 | gallery | query temporaries | peak RSS | target met |",
+           "|---|---|---|---|---|---|---|"]
+    for r in sc["sizes"]:
+        out.append(f"| {r['n']:,} | {r['query_ms']['median']:.2f} ms | "
+                   f"{r['query_ms']['p90']:.2f} ms | {mb(r['gallery_bytes'])} | "
+                   f"{mb(r['query_temporary_bytes'])} | {mb(r['peak_rss_bytes'])} | "
+                   f"{ok(r.get('meets_target'))} |")
+    if sc.get("time_growth_exponent") is not None:
+        out += ["", f"Query time grows as N^{sc['time_growth_exponent']:.2f} over this range."]
+    return out + [""]
+
+
+def load_section(ld):
+    s = ld["server"]
+    out = ["## Service load", "", f"Measured: {env_line(ld)}.", "",
+           f"`python -m server` (gunicorn, {s['workers']} workers x {s['threads']} threads) on "
+           f"127.0.0.1; {ld['users']['enrolled']} of {ld['users']['attempted']} users enrolled "
+           f"({ld['users']['refused_consistency']} refused by the consistency check); audio: "
+           f"{ld['audio']}; {ld['settings']['clients']} client threads, mix "
+           f"{ld['settings']['mix']}; {ld['requests']} requests in {ld['seconds']:.1f} s.", "",
+           "| kind | count | p50 | p95 | p99 |", "|---|---|---|---|---|"]
+    for kind, lat in ld["latency_ms"].items():
+        count = sum(ld["statuses"].get(kind, {}).values()) if kind in ld["statuses"] else "-"
+        if kind == "verify":
+            count = sum(sum(ld["statuses"].get(k, {}).values())
+                        for k in ("verify_1v1", "verify_1vN"))
+        if kind == "all":
+            count = ld["requests"]
+        out.append(f"| {kind} | {count} | {num(lat['p50'], 0)} ms | {num(lat['p95'], 0)} ms | "
+                   f"{num(lat['p99'], 0)} ms |")
+    mt = ld["meets_targets"]
+    out += ["", f"{ld['requests_per_s']:.1f} requests/s, {ld['verify_per_s']:.1f} verify/s "
+                f"(target >= 40: {ok(mt['verify_per_s'])}); verify p99 target <= 200 ms: "
+                f"{ok(mt['p99_ms'])}; errors {ld['errors']} (target 0: {ok(mt['errors'])}). "
+                f"Status counts: `{json.dumps(ld['statuses'])}`. Server startup "
+                f"{s['startup_seconds']:.1f} s; RSS of master and workers: "
+                + ", ".join(mb(v) for v in s["rss_bytes"].values()) + ".", ""]
+    return out
+
+
+def voxceleb_section(res):
+    vox = res.get("voxceleb")
+    check = res.get("voxceleb_format_check")
+    out = ["## VoxCeleb1-O", ""]
+    if vox:
+        m = vox["metrics"]
+        out += [f"Measured: {env_line(vox)}. {vox['protocol']['trials_scored']} trials: EER "
+                f"{pct(m['eer'])}, minDCF(0.01) {num(m['min_dcf_0.01'])}, Cllr "
+                f"{num(m['cllr'])}, FAR/FRR at 0.7 {pct(m['far'])} / {pct(m['frr'])}.", ""]
+    else:
+        out += ["Not measured: VoxCeleb cannot be downloaded on the build machine. The runner "
+                "(`benchmarks/voxceleb.py`) takes the official list and a local copy of the "
+                "audio."]
+        if check:
+            m = check["metrics"]
+            out += ["", f"Runner check on {check['protocol']['trials_scored']} VoxCeleb-format "
+                        f"trials drawn (seed {check['protocol']['seed']}) from "
+                        f"speechocean762 (single-utterance enrolment, includes training "
+                        f"speakers of the model, so not an accuracy figure): EER "
+                        f"{pct(m['eer'])}."]
+        out.append("")
+    return out
+
+
+PUBLISHED = """## Published figures of other systems (context only, NOT vpcore)
+
+These are other systems' published VoxCeleb1-O results, quoted approximately
+for orientation; they were not measured here and are on a different, much
+harder corpus (celebrity interviews in the wild) than the development
+protocol above:
+
+| system (published, other authors) | VoxCeleb1-O EER |
+|---|---|
+| GMM-UBM | about 18.8 % |
+| i-vector / PLDA | about 5.3-8.8 % |
+| x-vector (Kaldi recipe) | about 3.1 % |
+
+On the development protocol, the two reference rows of the accuracy table come
+from `../shared/data/README.md` (measured by the data's providers on this
+machine), not from vpcore.
+"""
+
+HOW_TO_RUN = """## How to run
+
+All scripts write `benchmarks/results/<name>.json` (commit, date, CPU, cores,
+Python/library versions and BLAS configuration included) and run from the
+project root with the virtualenv's Python. Run one at a time on a shared machine.
+
+| benchmark | command | time on 2 cores |
+|---|---|---|
+| accuracy, development protocol (trains `cache/bench/dev_model.npz` without the dev speakers when missing) | `python benchmarks/accuracy.py` | ~2 min + training 5-8 min |
+| accuracy, any trial list | `python benchmarks/accuracy.py --model M --root R --trials T [--enroll E]` | |
+| VoxCeleb1-O | `python benchmarks/voxceleb.py --trials veri_test2.txt --audio-root VOX1/wav` | hours; resumable |
+| speed | `python benchmarks/speed.py` | ~2 min |
+| 1-v-N scale | `python benchmarks/scale.py` | ~2 min, 1.5 GB RAM |
+| service load | `python benchmarks/load.py` | ~2 min |
+| this page and the README table | `python benchmarks/render_table.py` | seconds |
+
+Models: `--model`, else the shipped `vpcore/data/default_model.npz`, else the
+development model. The accuracy benchmark on the development protocol always
+uses a model trained without the development speakers.
+"""
+
+
+def render(results_dir):
+    res = latest(results_dir)
+    table = readme_table(res)
+    lines = ["# Benchmarks", "",
+             "Generated by `benchmarks/render_table.py` from the JSON files in "
+             "`benchmarks/results/`. Every figure below was measured by vpcore's benchmark "
+             "scripts, misses included, except where a row says *reference* or a section "
+             "says *published*.", "", "## Summary", "", table]
+    if "accuracy" in res:
+        lines += accuracy_section(res["accuracy"])
+    if "speed" in res:
+        lines += speed_section(res["speed"])
+    if "scale" in res:
+        lines += scale_section(res["scale"])
+    if "load" in res:
+        lines += load_section(res["load"])
+    lines += voxceleb_section(res)
+    lines += [PUBLISHED, HOW_TO_RUN]
+    return table, "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--results-dir", default=str(common.RESULTS_DIR))
+    p.add_argument("--doc", default=str(common.ROOT / "docs" / "benchmarks.md"),
+                   help="page to write ('-' to skip)")
+    args = p.parse_args(argv)
+    table, doc = render(args.results_dir)
+    sys.stdout.write(table)
+    if args.doc != "-":
+        Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.doc).write_text(doc, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

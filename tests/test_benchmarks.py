@@ -1,0 +1,173 @@
+"""Smoke checks of the benchmark scripts on tiny inputs: each runs and writes well-formed JSON.
+
+The real benchmarks take minutes and are run by hand (docs/benchmarks.md);
+here every script runs on a small synthetic model, a handful of utterances,
+N = 1000 voiceprints, and a few requests to a real server process.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import common  # noqa: E402
+
+ENV_KEYS = {"commit", "date", "cpu_model", "cpu_count", "python", "versions", "blas"}
+
+
+def read_result(path):
+    doc = json.loads(Path(path).read_text())
+    assert ENV_KEYS <= set(doc["environment"]), doc["environment"].keys()
+    versions = doc["environment"]["versions"]
+    for lib in ("numpy", "scipy", "sklearn", "librosa"):
+        assert versions[lib], lib
+    assert isinstance(doc["environment"]["blas"], list)
+    return doc
+
+
+def run_script(args, timeout=240):
+    out = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    """4 synthetic speakers x 4 WAV files, an enrolment list, Kaldi trials and ages."""
+    root = tmp_path_factory.mktemp("tiny-corpus")
+    layout = common.write_synthetic_corpus(root / "audio", n_speakers=4, n_utterances=4,
+                                           duration=(3.0, 3.5), seed=3)
+    enroll, trials = [], []
+    for spk, files in layout.items():
+        enroll.append(f"{spk} " + " ".join(f"audio/{f}" for f in files[:2]))
+    for spk in layout:
+        for other, files in layout.items():
+            for f in files[2:]:
+                trials.append(f"{spk} audio/{f} {'target' if spk == other else 'nontarget'}")
+    (root / "enroll.txt").write_text("\n".join(enroll) + "\n")
+    (root / "trials.txt").write_text("\n".join(trials) + "\n")
+    ages = ["speaker|sex|age"] + [f"{spk}|F|{8 if i < 2 else 30}"
+                                  for i, spk in enumerate(sorted(layout))]
+    (root / "speakers.psv").write_text("\n".join(ages) + "\n")
+    return root
+
+
+def test_environment_is_complete():
+    env = common.environment()
+    assert ENV_KEYS <= set(env)
+    assert env["cpu_count"] >= 1 and env["python"].count(".") == 2
+    json.dumps(env)
+
+
+def test_accuracy_script_writes_every_stage(tiny_corpus, small_model_path, tmp_path):
+    path = run_script(["benchmarks/accuracy.py", "--model", small_model_path,
+                       "--root", tiny_corpus, "--trials", tiny_corpus / "trials.txt",
+                       "--enroll", tiny_corpus / "enroll.txt",
+                       "--speakers", tiny_corpus / "speakers.psv", "--name", "tiny",
+                       "--out-dir", tmp_path, "--cache-dir", tmp_path / "cache", "--quiet"])
+    doc = read_result(path)
+    assert doc["benchmark"] == "accuracy" and path.name == "accuracy-tiny.json"
+    assert doc["protocol"]["target"] == 8 and doc["protocol"]["nontarget"] == 24
+    for name in ("gmm_ubm_map", "ivector_cosine", "ivector_lda_cosine", "plda", "plda_asnorm",
+                 "calibrated"):
+        m = doc["systems"][name]
+        assert 0.0 <= m["eer"] <= 1.0 and 0.0 <= m["min_cllr"] <= 1.0
+    cal = doc["systems"]["calibrated"]
+    assert {"far", "frr", "cllr", "act_dcf_0.01"} <= set(cal)
+    assert set(doc["subsets"]) >= {"children", "adults"}
+    for plot in doc["plots"].values():
+        assert (tmp_path / Path(plot).name).stat().st_size > 1000
+    # cached takes make a second run reuse them (resumable)
+    assert any((tmp_path / "cache").iterdir())
+
+
+def test_voxceleb_runner_on_a_seeded_pair_list(tiny_corpus, small_model_path, tmp_path):
+    trials = tmp_path / "pairs.txt"
+    path = run_script(["benchmarks/voxceleb.py", "--model", small_model_path,
+                       "--make-trials", 12, "--audio-root", tiny_corpus / "audio",
+                       "--trials", trials, "--seed", 1, "--name", "vox-tiny",
+                       "--out-dir", tmp_path, "--cache-dir", tmp_path / "takes", "--quiet"])
+    lines = trials.read_text().split("\n")
+    assert all(line.split()[0] in "01" and len(line.split()) == 3 for line in lines if line)
+    doc = read_result(path)
+    assert doc["benchmark"] == "voxceleb" and doc["protocol"]["trials_scored"] == 12
+    assert 0.0 <= doc["metrics"]["eer"] <= 1.0
+    assert len(list((tmp_path / "takes").glob("*.take"))) > 0
+    from benchmarks.voxceleb import make_trials
+
+    again = make_trials(tiny_corpus / "audio", tmp_path / "again.txt", 12, seed=1)
+    assert again.read_text() == trials.read_text()  # seeded
+
+
+def test_speed_script(small_model_path, tmp_path):
+    from benchmarks import speed
+
+    speed.main(["--model", str(small_model_path), "--durations", "3", "--repeat", "2",
+                "--naive-components", "8", "--out-dir", str(tmp_path), "--quiet"])
+    doc = read_result(tmp_path / "speed.json")
+    stages = doc["stages"]["3s"]["ms"]
+    assert set(stages) == {"decode", "vad_features", "statistics", "ivector", "backend_plda",
+                           "end_to_end"}
+    assert all(v["median"] > 0 for v in stages.values())
+    assert doc["memory"]["rss_after_load"] > doc["memory"]["rss_after_imports"] > 0
+    assert doc["memory"]["tv_cache_bytes"] > 0 and doc["threads"] == 1
+
+
+def test_scale_script(small_model_path, tmp_path):
+    from benchmarks import scale
+
+    scale.main(["--model", str(small_model_path), "--sizes", "1000", "--real-voices", "2",
+                "--out-dir", str(tmp_path), "--quiet"])
+    doc = read_result(tmp_path / "scale.json")
+    (row,) = doc["sizes"]
+    assert row["n"] == 1000 and row["query_ms"]["median"] > 0
+    assert row["gallery_bytes"] == 1000 * row["row_bytes"]
+    assert len(row["top_rows"]) == 3
+
+
+def test_gallery_rows_score_like_real_voiceprints(small_model):
+    """Generated rows have the packed layout and finite scores."""
+    import numpy as np
+
+    from benchmarks.scale import make_gallery, query, real_voiceprints
+
+    real, probe, _ = real_voiceprints(small_model, 2)
+    V = make_gallery(small_model, real, 500)
+    np.testing.assert_array_equal(V[0], real[0].vector)
+    llr, conf = small_model.score_many(V, probe)
+    assert np.all(np.isfinite(llr)) and np.all((conf >= 0) & (conf <= 1))
+    top, _ = query(small_model, V, probe, 3)
+    assert llr[top[0]] == llr.max()
+
+
+def test_load_script_against_a_real_server(small_model_path, tmp_path):
+    from benchmarks import load
+
+    load.main(["--model", str(small_model_path), "--synthetic", "--users", "3",
+               "--requests", "12", "--seconds", "30", "--clients", "2", "--workers", "1",
+               "--threads", "2", "--consistency-threshold", "0", "--out-dir", str(tmp_path),
+               "--quiet"])
+    doc = read_result(tmp_path / "load.json")
+    assert doc["requests"] == 12 and doc["errors"] == 0, doc["error_samples"]
+    assert doc["users"]["enrolled"] == 3
+    assert doc["latency_ms"]["all"]["p50"] > 0 and doc["requests_per_s"] > 0
+    assert doc["server"]["host"] == "127.0.0.1"
+
+
+def test_render_table_from_results(tiny_corpus, small_model_path, tmp_path):
+    from benchmarks import render_table, scale
+
+    scale.main(["--model", str(small_model_path), "--sizes", "1000", "--real-voices", "2",
+                "--out-dir", str(tmp_path), "--quiet"])
+    doc_path = tmp_path / "benchmarks.md"
+    render_table.main(["--results-dir", str(tmp_path), "--doc", str(doc_path)])
+    text = doc_path.read_text()
+    assert text.startswith("# Benchmarks") and "## 1-v-N scale" in text
+    assert "NOT vpcore" in text
