@@ -131,13 +131,17 @@ def test_mismatching_retry_of_an_accepted_take_keeps_it(api, voices):
     assert stored_takes(api, "alice")[1] == before
 
 
-def test_consistency_threshold_is_configurable(make_app, voices):
-    lenient = make_app(consistency_threshold=0.0)
+def test_consistency_threshold_is_configurable(make_app, voices, model):
+    """The refusal happens exactly below the configured threshold."""
+    first = model.extract(voices.received(0, 0))
+    consistency = model.consistency([first], model.extract(voices.received(1, 1)))
+    assert consistency < 0.5  # another voice
+    lenient = make_app(consistency_threshold=max(0.0, consistency - 1e-3))
     lenient.enroll("alice", 1, voices.wav(0, 0))
     assert lenient.enroll("alice", 2, voices.wav(1, 1))["status"] == "00000"
-    strict = make_app(consistency_threshold=1.0)
+    strict = make_app(consistency_threshold=min(1.0, consistency + 1e-3))
     strict.enroll("alice", 1, voices.wav(0, 0))
-    assert strict.enroll("alice", 2, voices.wav(0, 1))["message"] == MISMATCH
+    assert strict.enroll("alice", 2, voices.wav(1, 1))["message"] == MISMATCH
 
 
 def test_take_1_is_never_compared(api, voices):
