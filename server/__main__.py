@@ -19,6 +19,15 @@ __all__ = ["main", "GunicornServer"]
 log = logging.getLogger("server")
 
 
+def _post_fork(server, worker):
+    """One BLAS thread per worker: concurrency comes from workers x threads, and the
+    per-request linear algebra (a 200 x 200 Cholesky, small products) is fastest on one
+    thread; several BLAS threads per request only contend for the cores."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
 class GunicornServer(BaseApplication):
     """gunicorn driven programmatically with a :class:`server.config.Config`."""
 
@@ -42,6 +51,7 @@ class GunicornServer(BaseApplication):
             "proc_name": "vpcore-server",
             # A request line or header block past these is refused before Flask sees it.
             "limit_request_line": 8190,
+            "post_fork": _post_fork,
         }
         # gunicorn >= 25.1 opens a control socket at a fixed per-user path by
         # default; two services on one machine would fight over it.

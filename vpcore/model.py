@@ -34,7 +34,7 @@ from ._validation import check_array, check_fitted, check_float, check_int, chec
 from .audio import check_waveform
 from .backend import Backend
 from .calibration import LogisticCalibration
-from .errors import (AudioError, ModelError, NotFittedError, ParameterError,
+from .errors import (AudioConstraintError, AudioError, ModelError, NotFittedError, ParameterError,
                      TooLittleSpeechError)
 from .features import FeatureOptions, extract_features
 from .ivector import TotalVariability
@@ -569,7 +569,7 @@ class VoiceprintModel:
         w = self.tv_.transform_one(stats.n, stats.f)
         z = self.plda_.project(self.backend_.transform(w[None, :]))[0]
         if not np.all(np.isfinite(z)):
-            raise AudioError("the audio gave a non-finite voiceprint (it is not speech)")
+            raise AudioConstraintError("the audio gave a non-finite voiceprint (it is not speech)")
         return Take(z.astype(np.float32), int(len(feats)), self.fingerprint_)
 
     def _check_takes(self, takes, name="takes"):
