@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
@@ -284,7 +285,12 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_take(start_server, voic
             assert count in allowed, (cycle, name, count, allowed)
             _, _, vp, takes = state.get(name, (0, 0, None, []))
             for k, blob in enumerate(takes, start=1):
-                assert blob == expected_take[voice, k], (name, k)
+                # The worker runs BLAS on one thread, this process on several: the take
+                # is the same up to the last bits of floating-point reassociation.
+                stored, expected_k = Take.from_bytes(blob), Take.from_bytes(expected_take[voice, k])
+                assert stored.n_frames == expected_k.n_frames, (name, k)
+                np.testing.assert_allclose(stored.vector, expected_k.vector, rtol=1e-4,
+                                           atol=1e-4, err_msg=f"{name} take {k}")
             if count == 3:
                 expected = model.enroll([Take.from_bytes(b) for b in takes])
                 assert Voiceprint.from_bytes(vp).vector.tobytes() == expected.vector.tobytes()
