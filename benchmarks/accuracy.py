@@ -338,9 +338,10 @@ def run(args):
         "benchmark": "accuracy",
         "protocol": {
             "name": name, "development_protocol": dev,
-            "trials": common.relative(trials_path, root.parent if dev else None),
-            "enroll": common.relative(enroll_path, root.parent if dev else None)
-            if enroll_path else None,
+            "trials": ("$VPCORE_DATA/" if dev else "") + common.relative(
+                trials_path, root if dev else None),
+            "enroll": (("$VPCORE_DATA/" if dev else "") + common.relative(
+                enroll_path, root if dev else None)) if enroll_path else None,
             "files": len(files), "unusable_files": sum(u is None for u in utts.values()),
             "trials_total": len(trials), "trials_scored": len(kept), "trials_skipped": skipped,
             "target": int(labels.sum()), "nontarget": int((~labels).sum()),

@@ -144,6 +144,14 @@ def accuracy_section(acc):
     for ref in acc.get("references", []):
         out.append(f"| *reference, not vpcore:* {ref['system']} | {pct(ref['eer'])} | "
                    f"{num(ref['min_dcf_0.01'])} | - | - | - | - |")
+    out += ["", "All rows but the references share vpcore's front end (20 MFCC + deltas + "
+                "double deltas, energy VAD, CMN) and, where they use one, its UBM and i-vector "
+                "extractor, so each row isolates one stage: the GMM-UBM row MAP-adapts the "
+                "means of vpcore's UBM (relevance 16) and scores the frame-averaged LLR; the "
+                "cosine rows score centred (and LDA-projected, length-normalised) i-vectors; "
+                "the PLDA rows add PLDA, AS-norm and calibration. EER and minDCF do not change "
+                "with calibration (a monotone map); actDCF and Cllr are given for the scores "
+                "that claim to be LLRs."]
     cal = acc["systems"]["calibrated"]
     out += ["", f"At the service's confidence threshold 0.7 (calibration prior "
                 f"{acc['model']['calibration']['prior']:g}): FAR {pct(cal['far'])}, "
