@@ -16,6 +16,11 @@ passed, whichever comes first:
 * 1-v-N verify over all groups (default 30 %);
 * enrolment take 1 of a new user (default 10 %).
 
+By default the clients run in a closed loop (each sends its next request when
+the last is answered), which measures the saturated throughput; latency then
+includes queueing behind the other clients. ``--rate R`` paces the requests at
+R per second instead, which measures the latency at that offered load.
+
 Audio: 5-second WAVs (``--seconds-audio``) of corpus speakers (speechocean762
 utterances joined) when the shared corpora are present, synthetic voices
 otherwise. Reports requests/s, verify requests/s, latency percentiles per kind,
@@ -208,13 +213,21 @@ def enrol_users(url, voices, prefix):
     return done, refused, failures
 
 
-def drive(url, voices, enrolled, prefix, n_requests, seconds, clients, mix, seed, rec):
-    """Concurrent clients until ``n_requests`` are sent or ``seconds`` have passed."""
+def drive(url, voices, enrolled, prefix, n_requests, seconds, clients, mix, seed, rec,
+          rate=None):
+    """Concurrent clients until ``n_requests`` are sent or ``seconds`` have passed.
+
+    Without ``rate`` every client sends its next request as soon as the last one is
+    answered (closed loop: the service runs saturated, latency includes queueing).
+    With ``rate`` (requests/s over all clients) request j is not sent before
+    ``start + j / rate`` (paced: latency at that offered load).
+    """
     import requests
 
     counter = iter(range(n_requests))
     counter_lock = threading.Lock()
-    deadline = time.monotonic() + seconds
+    t_start = time.monotonic()
+    deadline = t_start + seconds
     kinds = ("verify_1v1", "verify_1vN", "enroll")
     p = np.asarray(mix, dtype=float) / np.sum(mix)
 
@@ -226,6 +239,10 @@ def drive(url, voices, enrolled, prefix, n_requests, seconds, clients, mix, seed
                 j = next(counter, None)
             if j is None:
                 return
+            if rate:
+                wait = t_start + j / rate - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
             kind = kinds[int(rng.choice(3, p=p))]
             if kind == "verify_1v1":
                 claimed = enrolled[int(rng.integers(len(enrolled)))]
@@ -282,7 +299,7 @@ def run(args):
         if not enrolled:
             raise RuntimeError(f"no user could be enrolled: {failures[:3]}")
         elapsed = drive(server.url, voices, enrolled, prefix, args.requests, args.seconds,
-                        args.clients, args.mix, args.seed, rec)
+                        args.clients, args.mix, args.seed, rec, rate=args.rate)
         rss = server.rss()
         log_tail = log_path.read_bytes()[-2000:].decode(errors="replace")
     finally:
@@ -305,6 +322,7 @@ def run(args):
                   "refused_consistency": refused, "enrol_failures": failures,
                   "enrol_seconds": round(enrol_seconds, 2)},
         "settings": {"clients": args.clients, "requests_limit": args.requests,
+                     "paced_rate_per_s": args.rate,
                      "seconds_limit": args.seconds, "mix": dict(zip(
                          ("verify_1v1", "verify_1vN", "enroll"), args.mix))},
         "requests": int(lat_all.size),
@@ -344,6 +362,9 @@ def build_parser():
     p.add_argument("--requests", type=int, default=600, help="request count limit (600)")
     p.add_argument("--seconds", type=float, default=60.0, help="time limit (60 s)")
     p.add_argument("--clients", type=int, default=8, help="concurrent client threads (8)")
+    p.add_argument("--rate", type=float,
+                   help="pace requests at this many per second over all clients (default: "
+                        "closed loop, as fast as the service answers)")
     p.add_argument("--mix", type=float, nargs=3, default=[0.6, 0.3, 0.1],
                    metavar=("V1V1", "V1VN", "ENROLL"))
     p.add_argument("--seconds-audio", type=float, default=5.0)

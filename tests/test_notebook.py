@@ -20,10 +20,8 @@ def test_committed_notebook_is_executed():
 
 @pytest.mark.slow
 @pytest.mark.needs_corpus
-def test_quickstart_notebook_executes(request, data_dir):
-    # setup.cfg documents 'slow' as excluded from the default run; honour that here too.
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("slow (about 3 minutes): run with -m slow")
+def test_quickstart_notebook_executes(data_dir):
+    """About 4 minutes on two cores: run with ``pytest -m slow tests/test_notebook.py``."""
     nbformat = pytest.importorskip("nbformat", reason="needs the 'notebook' extra")
     nbclient = pytest.importorskip("nbclient", reason="needs the 'notebook' extra")
     pytest.importorskip("ipykernel", reason="needs the 'notebook' extra")
