@@ -4,6 +4,7 @@ import dataclasses
 import functools
 import json
 
+import librosa
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -275,3 +276,14 @@ def test_from_dict_rejects_unknown_keys_and_invalid_values():
 def test_from_dict_fills_missing_keys_with_defaults():
     opts = FeatureOptions.from_dict({"n_mfcc": 13, "vad": VadOptions().to_dict()})
     assert opts == FeatureOptions(n_mfcc=13)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([3, 5, 7, 9]), st.sampled_from([1, 2]),
+       st.integers(9, 60))
+def test_fast_deltas_equal_librosa_delta(seed, width, order, n_frames):
+    from vpcore.features import deltas
+
+    ceps = np.random.default_rng(seed).standard_normal((n_frames, 4)).astype(np.float32) * 10
+    expected = librosa.feature.delta(ceps, width=width, order=order, axis=0)
+    np.testing.assert_allclose(deltas(ceps, width, order), expected, rtol=1e-4, atol=1e-4)

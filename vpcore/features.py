@@ -15,13 +15,15 @@ from functools import lru_cache
 import librosa
 import numpy as np
 import scipy.fft
+import scipy.ndimage
+import scipy.signal
 
 from ._validation import check_float, check_int
 from .audio import SAMPLE_RATE, check_waveform
 from .errors import ParameterError, TooLittleSpeechError
 from .vad import VadOptions, energy_vad, frame_log_energy
 
-__all__ = ["FeatureOptions", "mfcc", "extract_features"]
+__all__ = ["FeatureOptions", "mfcc", "deltas", "extract_features"]
 
 
 @dataclass(frozen=True)
@@ -154,12 +156,47 @@ def mfcc(samples, options=FeatureOptions()):
     emphasised[:, 1:] -= options.preemphasis * frames[:, :-1]
     emphasised[:, 0] *= 1.0 - options.preemphasis
     emphasised *= _window(frames.shape[1])
-    power = np.abs(np.fft.rfft(emphasised, n=options.n_fft, axis=1)) ** 2
+    spectrum = scipy.fft.rfft(emphasised, n=options.n_fft, axis=1)  # float32 in, complex64 out
+    power = spectrum.real**2 + spectrum.imag**2
     basis = _mel_basis(options.sample_rate, options.n_fft, options.n_mels, options.fmin,
                        options.fmax)
     logmel = np.log(np.maximum(power.astype(np.float32) @ basis, 1e-10))
     ceps = scipy.fft.dct(logmel, type=2, norm="ortho", axis=1)[:, : options.n_mfcc]
     return np.ascontiguousarray(ceps, dtype=np.float32), log_energy
+
+
+@lru_cache(maxsize=8)
+def _delta_kernel(width, order):
+    """Savitzky-Golay derivative filter of a polynomial of degree ``order`` over ``width`` frames.
+
+    The same filter as ``librosa.feature.delta`` (``scipy.signal.savgol_coeffs``),
+    reversed for correlation.
+    """
+    return scipy.signal.savgol_coeffs(width, order, deriv=order, use="dot")
+
+
+def deltas(ceps, width=5, order=1):
+    """Delta (``order=1``) or double-delta (``order=2``) features along frames.
+
+    Equal to ``librosa.feature.delta(ceps, width=width, order=order, axis=0)``
+    (Savitzky-Golay derivative with ``mode="interp"``): because the fitted
+    polynomial has degree ``order``, its ``order``-th derivative is constant over
+    a window, so the first and last ``width // 2`` frames take the value of the
+    first and last full window. Several times faster than the general routine.
+
+    Parameters
+    ----------
+    ceps : ndarray of shape (T, n_mfcc), T >= width
+
+    Returns
+    -------
+    ndarray of shape (T, n_mfcc), float32
+    """
+    half = width // 2
+    out = scipy.ndimage.correlate1d(ceps, _delta_kernel(width, order), axis=0, mode="nearest")
+    out[:half] = out[half]
+    out[-half:] = out[-half - 1]
+    return out.astype(np.float32, copy=False)
 
 
 def extract_features(samples, options=FeatureOptions()):
@@ -182,10 +219,9 @@ def extract_features(samples, options=FeatureOptions()):
     ceps, log_energy = mfcc(samples, options)
     parts = [ceps]
     if options.deltas and len(ceps) >= options.delta_width:
-        d1 = librosa.feature.delta(ceps, width=options.delta_width, order=1, axis=0)
-        parts.append(d1)
+        parts.append(deltas(ceps, options.delta_width, order=1))
         if options.deltas == 2:
-            parts.append(librosa.feature.delta(ceps, width=options.delta_width, order=2, axis=0))
+            parts.append(deltas(ceps, options.delta_width, order=2))
     elif options.deltas:
         raise TooLittleSpeechError(
             f"n_frames={len(ceps)} is fewer than delta_width={options.delta_width}"
