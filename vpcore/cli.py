@@ -81,7 +81,9 @@ def _eval(args):
     root = Path(args.root) if args.root else data_root(required=True)
     res = score_trials(model, args.trials, root, args.enroll, cache_dir=args.cache_dir,
                        n_jobs=args.jobs, progress=not args.quiet)
-    report = metrics.evaluate(res.llrs, res.labels, llrs=res.llrs)
+    # verify() returns the normalised score; actDCF and Cllr need calibrated LLRs.
+    calibrated = model.calibration_.predict_llr(res.llrs)
+    report = metrics.evaluate(res.llrs, res.labels, llrs=calibrated)
     far, frr = metrics.far_frr(res.confidences, res.labels, args.threshold)
     report.update({"threshold": args.threshold, "far": far, "frr": frr,
                    "skipped_trials": res.skipped, "model": model.fingerprint})

@@ -61,7 +61,12 @@ def default_model_path():
 
 @dataclass(frozen=True)
 class Score:
-    """Result of scoring a probe: the (normalised) LLR and the calibrated confidence."""
+    """Result of scoring a probe.
+
+    ``llr`` is the PLDA log-likelihood ratio after AS-norm (when enabled): a
+    score, not yet calibrated; ``model.calibration_.predict_llr(llr)`` gives the
+    calibrated LLR. ``confidence`` is the calibrated posterior in [0, 1].
+    """
 
     llr: float
     confidence: float
