@@ -1,4 +1,5 @@
-"""CONTRACT.md "Users and enrollment": the enrolment state machine, one test per rule."""
+"""CONTRACT.md "Users and enrollment": the enrolment state machine, one test per rule,
+on every store backend."""
 
 import re
 import time
@@ -7,6 +8,8 @@ import numpy as np
 import pytest
 
 from vpcore.model import Take, Voiceprint
+
+STORE_BACKENDS = ("sqlite", "postgresql")
 
 SUCCESS = {
     1: "the first time you enroll successfully, you need to enroll twice more",

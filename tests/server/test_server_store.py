@@ -1,4 +1,5 @@
-"""server.store: the SQLite backend against the Store interface's documented semantics."""
+"""server.store: every backend against the Store interface's documented semantics, and
+what is particular to the SQLite backend (PostgreSQL's: test_server_postgres.py)."""
 
 import multiprocessing
 import sqlite3
@@ -20,12 +21,42 @@ from server.store import (
 FP = "feedfacecafebeef"
 NOW = "2024-01-02 03:04:05"
 
+#: tests using ``store`` / ``store_url`` run once per backend (see conftest.py)
+STORE_BACKENDS = ("sqlite", "postgresql")
+
 
 @pytest.fixture
-def store(tmp_path):
+def store_url(new_store_url):
+    """Location of a fresh store of the test's backend."""
+    return new_store_url()
+
+
+@pytest.fixture
+def store(store_url):
+    s = open_store(store_url, FP)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
     s = SQLiteStore(str(tmp_path / "s.sqlite3"), FP)
     yield s
     s.close()
+
+
+def count_rows(store_url, table):
+    """Rows of ``table`` (``users`` / ``takes``), read past the Store interface."""
+    if store_url.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(store_url) as conn:
+            return conn.execute(f"SELECT COUNT(*) FROM vpcore_{table}").fetchone()[0]
+    conn = sqlite3.connect(store_url)
+    try:
+        return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    finally:
+        conn.close()
 
 
 def save(store, name, k, group=0, expected="current", take=None):
@@ -36,7 +67,8 @@ def save(store, name, k, group=0, expected="current", take=None):
                            b"vp" if k == 3 else None, expected)
 
 
-def test_new_store_uses_wal_and_full_synchronous(store):
+def test_new_store_uses_wal_and_full_synchronous(sqlite_store):
+    store = sqlite_store
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     # synchronous is per connection: check the store's own connection
@@ -44,18 +76,19 @@ def test_new_store_uses_wal_and_full_synchronous(store):
     conn.close()
 
 
-def test_store_records_schema_version_fingerprint_and_generation(store):
-    meta = dict(sqlite3.connect(store.path).execute("SELECT key, value FROM meta"))
+def test_store_records_schema_version_fingerprint_and_generation(sqlite_store):
+    meta = dict(sqlite3.connect(sqlite_store.path).execute("SELECT key, value FROM meta"))
     assert meta == {"schema_version": 1, "model_fingerprint": FP, "generation": 0}
 
 
-def test_store_of_another_fingerprint_refuses_to_open(store):
+def test_store_of_another_fingerprint_refuses_to_open(store, store_url):
     with pytest.raises(StoreModelMismatchError, match=FP):
-        SQLiteStore(store.path, "0000000000000000")
-    SQLiteStore(store.path, FP).close()  # the right model still opens it
+        open_store(store_url, "0000000000000000")
+    open_store(store_url, FP).close()  # the right model still opens it
 
 
-def test_store_of_another_schema_version_refuses_to_open(store):
+def test_store_of_another_schema_version_refuses_to_open(sqlite_store):
+    store = sqlite_store
     conn = sqlite3.connect(store.path)
     conn.execute("UPDATE meta SET value = 99 WHERE key = 'schema_version'")
     conn.commit()
@@ -177,14 +210,13 @@ def test_revision_is_new_after_unregister_and_reenrol(store):
         store.save_take("alice", 2, b"t", 0, NOW, None, old.revision)
 
 
-def test_delete_user_removes_takes_and_voiceprint(store):
+def test_delete_user_removes_takes_and_voiceprint(store, store_url):
     for k in (1, 2, 3):
         save(store, "alice", k)
     assert store.delete_user("alice")
     assert store.get_enrollment("alice") == (None, [])
     assert store.get_voiceprint("alice") == (None, None)
-    conn = sqlite3.connect(store.path)
-    assert conn.execute("SELECT COUNT(*) FROM takes").fetchone()[0] == 0
+    assert count_rows(store_url, "takes") == count_rows(store_url, "users") == 0
 
 
 def test_list_users_sorts_by_code_point_filters_and_pages(store):
@@ -206,13 +238,14 @@ def test_load_voiceprints_returns_only_full_enrolments_with_the_generation(store
     assert rows == [("carol", 7, b"vp")]
 
 
-def test_status_reads_only_meta(store):
+def test_status_reads_only_meta(store, backend):
     status = store.status()
-    assert status["backend"] == "sqlite" and status["schema_version"] == 1
+    assert status["backend"] == backend and status["schema_version"] == 1
     assert status["generation"] == 0
 
 
-def test_connections_are_per_thread(store):
+def test_connections_are_per_thread(sqlite_store):
+    store = sqlite_store
     save(store, "alice", 1)
     seen = []
 
@@ -227,9 +260,10 @@ def test_connections_are_per_thread(store):
     assert seen[1] is not store._conn()
 
 
-def test_connection_of_an_ended_thread_is_released(store):
+def test_connection_of_an_ended_thread_is_released(sqlite_store):
     import gc
 
+    store = sqlite_store
     store.get_user("alice")
     before = len(store._all)
     threads = [threading.Thread(target=store.get_user, args=("alice",)) for _ in range(20)]
@@ -240,8 +274,8 @@ def test_connection_of_an_ended_thread_is_released(store):
     assert len(store._all) == before
 
 
-def _enrol_many(path, prefix, n, results):
-    s = SQLiteStore(path, FP)
+def _enrol_many(url, prefix, n, results):
+    s = open_store(url, FP)
     done = 0
     for i in range(n):
         name = f"{prefix}{i:03d}"
@@ -254,10 +288,10 @@ def _enrol_many(path, prefix, n, results):
     results.put(done)
 
 
-def test_writers_in_several_processes_serialise(store):
+def test_writers_in_several_processes_serialise(store, store_url):
     ctx = multiprocessing.get_context("fork")
     results = ctx.Queue()
-    procs = [ctx.Process(target=_enrol_many, args=(store.path, f"p{j}_", 15, results))
+    procs = [ctx.Process(target=_enrol_many, args=(store_url, f"p{j}_", 15, results))
              for j in range(3)]
     for p in procs:
         p.start()
@@ -268,8 +302,10 @@ def test_writers_in_several_processes_serialise(store):
     users = store.list_users()
     assert len(users) == 45 and all(u.enroll_num == 3 for u in users)
     assert store.generation() == 135
-    conn = sqlite3.connect(store.path)
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert count_rows(store_url, "takes") == 135
+    if isinstance(store, SQLiteStore):
+        conn = sqlite3.connect(store.path)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_store_survives_fork_of_a_process_that_used_it(store):

@@ -1,6 +1,9 @@
-"""CONTRACT.md "Users", "Listing users" and /unregister: one test per rule."""
+"""CONTRACT.md "Users", "Listing users" and /unregister: one test per rule, on every store
+backend."""
 
 import pytest
+
+STORE_BACKENDS = ("sqlite", "postgresql")
 
 
 def test_check_user_unknown_name_shape(api):

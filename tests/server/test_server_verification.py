@@ -1,4 +1,4 @@
-"""CONTRACT.md "Verification": 1-v-1 and 1-v-N, one test per rule."""
+"""CONTRACT.md "Verification": 1-v-1 and 1-v-N, one test per rule (on every store backend)."""
 
 import numpy as np
 import pytest
@@ -6,6 +6,8 @@ import pytest
 from server.app import create_app
 from server.config import Config
 from vpserver_support import Api
+
+STORE_BACKENDS = ("sqlite", "postgresql")
 
 
 # ------------------------------------------------------------------ 1-v-1 ---
@@ -73,9 +75,9 @@ def populate(api, voices):
 
 
 @pytest.fixture(scope="module")
-def population(model, voices, tmp_path_factory):
+def population(model, voices, backend, store_urls):
     """A populated service shared by the read-only 1-v-N tests of this module."""
-    config = Config(store=str(tmp_path_factory.mktemp("population") / "store.sqlite3"))
+    config = Config(store=store_urls(backend))
     app = create_app(config, model=model)
     yield populate(Api(app), voices)
     app.extensions["vpcore"].close()
@@ -177,10 +179,10 @@ def test_1vN_sees_unregister_and_reenrol_at_once(api, voices):
     assert names(result) == ["alice"]
 
 
-def test_1vN_index_follows_changes_made_by_another_worker(make_app, voices, tmp_path):
+def test_1vN_index_follows_changes_made_by_another_worker(make_app, voices, new_store_url):
     """Two apps on one store stand for two worker processes: each one's in-memory
     index must follow the changes the other commits (generation counter)."""
-    store = tmp_path / "shared.sqlite3"
+    store = new_store_url()
     worker_a = make_app(store=store)
     worker_b = make_app(store=store)
     assert worker_b.verify(voices.wav(0, 3))["status"] == "22136"
