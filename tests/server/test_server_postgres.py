@@ -312,8 +312,6 @@ def test_unreachable_postgresql_is_22151_and_nothing_shows_the_password(make_app
     assert secret not in json.dumps(health) and secret not in caplog.text
 
 
-@pytest.mark.xfail(strict=True, reason="server/service.py logs 'store %s ready' and "
-                   "server/__main__.py logs 'starting ... store %s' with config.store unredacted")
 def test_service_log_lines_never_show_the_password(make_app, schema_url, caplog):
     with caplog.at_level(logging.INFO):
         api = make_app(store=schema_url)
