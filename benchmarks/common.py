@@ -87,7 +87,8 @@ def blas_info():
 
 def environment():
     """Where and with what a figure was measured (JSON-serialisable)."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", "vpcore", "server",
+                  "benchmarks", "pyproject.toml")
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -98,7 +99,9 @@ def environment():
         load = None
     return {
         "commit": _git("rev-parse", "HEAD"),
-        "worktree_modified": bool(status) if status is not None else None,
+        # tracked files of the measured code that differ from the commit (the worktree is shared)
+        "worktree_modified": ([line[3:] for line in status.splitlines()]
+                              if status is not None else None),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -132,6 +135,25 @@ def rss_bytes(pid="self", key="VmRSS"):
     except OSError:
         pass
     return None
+
+
+def cpu_seconds(pid="self"):
+    """User + system CPU time of a process, from /proc (None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def machine_busy_seconds():
+    """CPU seconds all processes of the machine have been busy (non-idle), from /proc/stat."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def children_pids(pid):

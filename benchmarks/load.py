@@ -95,6 +95,11 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError(f"server not ready after {timeout} s")
 
+    def cpu(self):
+        """CPU seconds used so far by the master and each worker."""
+        pids = [self.proc.pid] + common.children_pids(self.proc.pid)
+        return {str(p): common.cpu_seconds(p) for p in pids}
+
     def rss(self):
         """RSS of the master and of each worker (bytes)."""
         pids = [self.proc.pid] + common.children_pids(self.proc.pid)
@@ -298,8 +303,14 @@ def run(args):
         enrol_seconds = time.perf_counter() - start
         if not enrolled:
             raise RuntimeError(f"no user could be enrolled: {failures[:3]}")
+        cpu_before, client_before = server.cpu(), time.process_time()
+        machine_before = common.machine_busy_seconds()
         elapsed = drive(server.url, voices, enrolled, prefix, args.requests, args.seconds,
                         args.clients, args.mix, args.seed, rec, rate=args.rate)
+        client_cpu = time.process_time() - client_before
+        machine_busy = common.machine_busy_seconds() - machine_before
+        cpu_after = server.cpu()
+        server_cpu = sum((cpu_after[p] or 0) - (cpu_before.get(p) or 0) for p in cpu_after)
         rss = server.rss()
         log_tail = log_path.read_bytes()[-2000:].decode(errors="replace")
     finally:
@@ -325,6 +336,13 @@ def run(args):
                      "paced_rate_per_s": args.rate,
                      "seconds_limit": args.seconds, "mix": dict(zip(
                          ("verify_1v1", "verify_1vN", "enroll"), args.mix))},
+        "cpu": {"server_seconds": round(server_cpu, 2), "client_seconds": round(client_cpu, 2),
+                "server_cores_busy": round(server_cpu / elapsed, 2),
+                "client_cores_busy": round(client_cpu / elapsed, 2),
+                "other_processes_cores_busy": round(
+                    max(0.0, machine_busy - server_cpu - client_cpu) / elapsed, 2),
+                "server_ms_per_request": round(1000 * server_cpu / max(lat_all.size, 1), 1),
+                "note": "the load generator runs on the same cores as the service"},
         "requests": int(lat_all.size),
         "seconds": round(elapsed, 3),
         "requests_per_s": lat_all.size / elapsed,

@@ -68,7 +68,9 @@ def ok(flag):
 def env_line(doc):
     env = doc.get("environment", {})
     commit = (env.get("commit") or "?")[:10]
-    dirty = " (+ uncommitted changes)" if env.get("worktree_modified") else ""
+    modified = env.get("worktree_modified")
+    dirty = (f" + uncommitted changes to {', '.join(modified)}"
+             if isinstance(modified, list) and modified else "")
     return (f"commit `{commit}`{dirty}, {env.get('date', '?')}, {env.get('cpu_model', '?')}, "
             f"{env.get('cpus_available', '?')} cores, Python {env.get('python', '?')}, numpy "
             f"{env.get('versions', {}).get('numpy', '?')}, load average "
@@ -257,7 +259,12 @@ def load_section(ld):
     out += ["", f"{ld['requests_per_s']:.1f} requests/s, {ld['verify_per_s']:.1f} verify/s "
                 f"(target >= 40: {ok(mt['verify_per_s'])}); verify p99 target <= 200 ms: "
                 f"{ok(mt['p99_ms'])}; errors {ld['errors']} (target 0: {ok(mt['errors'])}). "
-                f"Status counts: `{json.dumps(ld['statuses'])}`. Server startup "
+                + (f"CPU: the service used {ld['cpu']['server_cores_busy']:.2f} cores "
+                   f"({ld['cpu']['server_ms_per_request']:.0f} ms of CPU per request), the "
+                   f"load generator on the same machine {ld['cpu']['client_cores_busy']:.2f} "
+                   f"cores, other processes {ld['cpu'].get('other_processes_cores_busy', '?')} "
+                   "cores. " if "cpu" in ld else "")
+                + f"Status counts: `{json.dumps(ld['statuses'])}`. Server startup "
                 f"{s['startup_seconds']:.1f} s; RSS of master and workers: "
                 + ", ".join(mb(v) for v in s["rss_bytes"].values()) + ".", ""]
     return out
@@ -278,11 +285,16 @@ def voxceleb_section(res):
                 "audio."]
         if check:
             m = check["metrics"]
-            out += ["", f"Runner check on {check['protocol']['trials_scored']} VoxCeleb-format "
-                        f"trials drawn (seed {check['protocol']['seed']}) from "
-                        f"speechocean762 (single-utterance enrolment, includes training "
-                        f"speakers of the model, so not an accuracy figure): EER "
-                        f"{pct(m['eer'])}."]
+            p = check["protocol"]
+            who = (f"the speakers of `{p['speakers']}`" if p.get("speakers")
+                   else "every speaker of the folder")
+            out += ["", f"Runner check (measured: {env_line(check)}): "
+                        f"{p['trials_scored']} trials in the VoxCeleb format (one-utterance "
+                        f"enrolment), drawn with seed {p['seed']} from {who} in "
+                        f"`{Path(p['audio_root']).name}`, model `{check['model']['path']}` "
+                        f"({check['model']['source']}): EER {pct(m['eer'])}, minDCF(0.01) "
+                        f"{num(m['min_dcf_0.01'])}, Cllr {num(m['cllr'])}, FAR/FRR at 0.7 "
+                        f"{pct(m['far'])} / {pct(m['frr'])}."]
         out.append("")
     return out
 

@@ -13,8 +13,12 @@ stopped. Progress bars show the files done.
 
 ``--make-trials N`` first writes a seeded list of N trials in the same format
 from a local corpus laid out ``<speaker>/<utt>.wav|flac`` (default: the
-speechocean762 training folder of the shared corpora), then runs it: the way
-this runner is tested without VoxCeleb.
+speechocean762 training folder of the shared corpora; ``--speakers`` keeps only
+the listed speakers), then runs it: the way this runner is tested without
+VoxCeleb. For a fair check use speakers the model was not trained on::
+
+    python benchmarks/voxceleb.py --make-trials 2000 --model cache/bench/dev_model.npz \
+        --speakers ../shared/data/trials/speechocean762-dev.speakers
 """
 
 import argparse
@@ -41,15 +45,20 @@ PUBLISHED = [
 ]
 
 
-def make_trials(corpus, out, n_trials, seed=0):
+def make_trials(corpus, out, n_trials, seed=0, speakers=None):
     """Write ``n_trials`` seeded ``label a b`` lines (half targets) from ``<spk>/<utt>`` files.
 
-    Returns the trial file path; paths inside are relative to ``corpus``.
+    ``speakers`` (iterable of str) restricts the draw to those speakers, e.g. the
+    development speakers that a model was trained without. Returns the trial
+    file path; paths inside are relative to ``corpus``.
     """
     from vpcore.corpus import scan_folder
 
     corpus = Path(corpus)
     utts = scan_folder(corpus)
+    if speakers is not None:
+        keep = set(speakers)
+        utts = [u for u in utts if u.speaker in keep]
     by_spk = {}
     for u in utts:
         by_spk.setdefault(u.speaker, []).append(u.path.relative_to(corpus).as_posix())
@@ -92,7 +101,10 @@ def run(args):
             common.data_root(None) / "speechocean762" / "train")
         trials = Path(args.trials) if args.trials else (
             common.CACHE_DIR / f"voxceleb-format-{args.make_trials}-seed{args.seed}.txt")
-        make_trials(corpus, trials, args.make_trials, seed=args.seed)
+        from vpcore.corpus import read_list
+
+        speakers = read_list(args.speakers) if args.speakers else None
+        make_trials(corpus, trials, args.make_trials, seed=args.seed, speakers=speakers)
         audio_root = corpus
         name = args.name or f"voxceleb-format-{corpus.parent.name}-{args.make_trials}"
     else:
@@ -125,6 +137,7 @@ def run(args):
         "protocol": {"name": name, "trials": common.relative(trials),
                      "audio_root": str(audio_root), "made_trials": bool(args.make_trials),
                      "seed": args.seed if args.make_trials else None,
+                     "speakers": common.relative(args.speakers) if args.speakers else None,
                      "trials_scored": len(res), "trials_skipped": res.skipped},
         "model": {**common.model_info(model, model_path), "source": source},
         "metrics": report,
@@ -150,6 +163,8 @@ def build_parser():
     p.add_argument("--cache-dir", help="per-file take cache (default cache/bench/voxceleb-takes)")
     p.add_argument("--make-trials", type=int, metavar="N",
                    help="first build N seeded trials in the VoxCeleb format from a local corpus")
+    p.add_argument("--speakers", help="with --make-trials: draw only these speakers (a list "
+                                      "file, e.g. trials/speechocean762-dev.speakers)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="result name (default voxceleb1-o)")
     p.add_argument("--out-dir", help="default benchmarks/results")

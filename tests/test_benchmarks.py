@@ -104,6 +104,10 @@ def test_voxceleb_runner_on_a_seeded_pair_list(tiny_corpus, small_model_path, tm
 
     again = make_trials(tiny_corpus / "audio", tmp_path / "again.txt", 12, seed=1)
     assert again.read_text() == trials.read_text()  # seeded
+    two = make_trials(tiny_corpus / "audio", tmp_path / "two.txt", 6, seed=1,
+                      speakers=["spk000", "spk001"])
+    for line in two.read_text().split():
+        assert line in "01" or line.split("/")[0] in ("spk000", "spk001")
 
 
 def test_speed_script(small_model_path, tmp_path):
