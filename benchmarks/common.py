@@ -48,11 +48,13 @@ DEV_REFERENCES = [
 
 # ---------------------------------------------------------------------- environment ---
 
-def _git(*args):
+def _git(*args, strip=True):
     try:
         out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
                              timeout=10)
-        return out.stdout.strip() if out.returncode == 0 else None
+        if out.returncode != 0:
+            return None
+        return out.stdout.strip() if strip else out.stdout
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -88,7 +90,7 @@ def blas_info():
 def environment():
     """Where and with what a figure was measured (JSON-serialisable)."""
     status = _git("status", "--porcelain", "--untracked-files=no", "--", "vpcore", "server",
-                  "benchmarks", "pyproject.toml")
+                  "benchmarks", "pyproject.toml", ":(exclude)benchmarks/results", strip=False)
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -100,7 +102,7 @@ def environment():
     return {
         "commit": _git("rev-parse", "HEAD"),
         # tracked files of the measured code that differ from the commit (the worktree is shared)
-        "worktree_modified": ([line[3:] for line in status.splitlines()]
+        "worktree_modified": ([line[3:] for line in status.splitlines() if line.strip()]
                               if status is not None else None),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "cpu_model": cpu_model(),
@@ -199,6 +201,19 @@ def _json_default(obj):
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def display_path(path):
+    """A path for result files: ``$VPCORE_DATA/...`` inside the corpora, else project-relative."""
+    from vpcore.corpus import data_root as find
+
+    root = find()
+    if root is not None:
+        try:
+            return "$VPCORE_DATA/" + str(Path(path).resolve().relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return relative(path)
 
 
 def relative(path, start=None):

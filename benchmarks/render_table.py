@@ -291,7 +291,7 @@ def voxceleb_section(res):
             out += ["", f"Runner check (measured: {env_line(check)}): "
                         f"{p['trials_scored']} trials in the VoxCeleb format (one-utterance "
                         f"enrolment), drawn with seed {p['seed']} from {who} in "
-                        f"`{Path(p['audio_root']).name}`, model `{check['model']['path']}` "
+                        f"`{p['audio_root']}`, model `{check['model']['path']}` "
                         f"({check['model']['source']}): EER {pct(m['eer'])}, minDCF(0.01) "
                         f"{num(m['min_dcf_0.01'])}, Cllr {num(m['cllr'])}, FAR/FRR at 0.7 "
                         f"{pct(m['far'])} / {pct(m['frr'])}."]

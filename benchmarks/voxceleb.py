@@ -135,9 +135,10 @@ def run(args):
     payload = {
         "benchmark": "voxceleb",
         "protocol": {"name": name, "trials": common.relative(trials),
-                     "audio_root": str(audio_root), "made_trials": bool(args.make_trials),
+                     "audio_root": common.display_path(audio_root),
+                     "made_trials": bool(args.make_trials),
                      "seed": args.seed if args.make_trials else None,
-                     "speakers": common.relative(args.speakers) if args.speakers else None,
+                     "speakers": common.display_path(args.speakers) if args.speakers else None,
                      "trials_scored": len(res), "trials_skipped": res.skipped},
         "model": {**common.model_info(model, model_path), "source": source},
         "metrics": report,
