@@ -642,13 +642,20 @@ class VoiceprintModel:
         llr = np.empty(len(V))
         psi = self.plda_.psi_
         total = 1.0 + psi
-        for n in np.unique(n_col):
-            rows = np.flatnonzero(n_col == n)
+        # Usually every voiceprint has the same number of takes: then one
+        # matrix-vector product over the whole matrix, without copying rows.
+        counts = [n_col[0]] if len(V) and n_col.min() == n_col.max() else np.unique(n_col)
+        for n in counts:
             a, var = self.plda_.enrol_terms(float(n))
             const = (-0.5 * (np.log(var).sum() - np.log(total).sum())
                      - 0.5 * float(z**2 @ (1.0 / var - 1.0 / total)))
             u = (z * a / var).astype(np.float32)
-            llr[rows] = (M[rows] @ u).astype(np.float64) - 0.5 * quad[rows] + const
+            if len(counts) == 1:
+                llr[:] = M @ u
+                llr += const - 0.5 * quad
+            else:
+                rows = np.flatnonzero(n_col == n)
+                llr[rows] = (M[rows] @ u).astype(np.float64) - 0.5 * quad[rows] + const
         if self.asnorm_top is not None:
             t_stats = self._probe_norm(z)
             e_stats = (V[:, R + 2].astype(np.float64), V[:, R + 3].astype(np.float64))
