@@ -72,9 +72,14 @@ class Utt:
         self.features, self.take, self.ivector = features, take, ivector
 
 
-def _cache_file(cache_dir, fingerprint, path):
-    key = hashlib.sha1(f"{fingerprint}|{Path(path).resolve()}".encode()).hexdigest()
-    return Path(cache_dir) / f"{key}.npz"
+def _cache_file(cache_dir, model, path):
+    """Cache entry named by :func:`vpcore.evaluation.file_cache_key` (model, code, file)."""
+    from vpcore.evaluation import file_cache_key
+
+    try:
+        return Path(cache_dir) / f"{file_cache_key(model, path)}.npz"
+    except OSError:
+        return None  # unreadable: load_file below reports it
 
 
 def utt_of_file(model, path, cache_dir=None):
@@ -85,7 +90,7 @@ def utt_of_file(model, path, cache_dir=None):
     from vpcore.model import Take
     from vpcore.stats import compute_stats
 
-    cached = _cache_file(cache_dir, model.fingerprint, path) if cache_dir else None
+    cached = _cache_file(cache_dir, model, path) if cache_dir else None
     if cached is not None and cached.is_file():
         with np.load(cached, allow_pickle=False) as z:
             if z["features"].size == 0:
@@ -302,6 +307,7 @@ def run(args):
         model_path = Path(args.model) if args.model else common.DEV_MODEL
         if not model_path.is_file():
             common.train_dev_model(model_path, root, jobs=args.jobs)
+        common.warn_if_other_code(model_path)
         model_source = ("given" if args.model else
                         "development model: trained without the 40 development speakers")
     else:

@@ -112,10 +112,19 @@ def environment():
         "memory_total_bytes": _meminfo("MemTotal"),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
+        "vpcore_code_key": _code_key(),
         "versions": {m: _version(m) for m in ("vpcore", "numpy", "scipy", "sklearn", "librosa",
                                                 "soundfile", "threadpoolctl")},
         "blas": blas_info(),
     }
+
+
+def _code_key():
+    try:
+        import vpcore
+    except ImportError:
+        return None
+    return vpcore.code_key()
 
 
 def _meminfo(key):
@@ -300,7 +309,24 @@ def resolve_model(arg=None, train_if_missing=True):
         if not train_if_missing:
             raise SystemExit(f"no model: pass --model, install {shipped}, or train {DEV_MODEL}")
         train_dev_model()
+    warn_if_other_code(DEV_MODEL)
     return DEV_MODEL, "development model (shipped default model not installed)"
+
+
+def warn_if_other_code(path):
+    """Say so when a cached model was trained by other vpcore code than the running one.
+
+    The result is still valid for the model it names (its fingerprint is in
+    every result file); retrain (delete the file) to measure the current code.
+    """
+    import vpcore
+    from vpcore.model import load_model
+
+    trained_by = load_model(path).training_summary_.get("code")
+    if trained_by != vpcore.code_key():
+        print(f"note: {path} was trained by vpcore code {trained_by or 'unknown'}, this is "
+              f"{vpcore.code_key()}; delete it to retrain with the current code",
+              file=sys.stderr)
 
 
 def model_info(model, path):

@@ -13,6 +13,8 @@ from .errors import (
 
 __version__ = "0.1.0"
 
+from ._provenance import code_key  # noqa: E402
+
 __all__ = [
     "AudioConstraintError",
     "AudioDecodeError",
@@ -23,4 +25,5 @@ __all__ = [
     "TooLittleSpeechError",
     "VpcoreError",
     "__version__",
+    "code_key",
 ]

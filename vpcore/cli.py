@@ -157,7 +157,8 @@ def build_parser():
                                   "(default: the corpus folder, $VPCORE_DATA)")
     v.add_argument("--threshold", type=float, default=0.7,
                    help="confidence threshold for FAR/FRR (0.7)")
-    v.add_argument("--cache-dir", help="per-file cache of takes (resumable runs)")
+    v.add_argument("--cache-dir", help="per-file cache of takes (resumable runs; an entry is "
+                   "reused only for the same model, vpcore code and unchanged audio file)")
     v.add_argument("--scores-out", help="write 'enroll test llr' lines here")
     v.add_argument("--det-plot", help="write a DET plot (PNG; needs matplotlib)")
     v.add_argument("--json", help="write the report as JSON here")

@@ -8,9 +8,12 @@ Two trial formats are read (see :func:`vpcore.metrics.read_trials`):
   ``model take1 take2 ...`` (:func:`vpcore.corpus.read_enrollments`).
 
 Every audio file is turned into a :class:`~vpcore.model.Take` once. With a
-``cache_dir`` the takes are kept on disk per file (named by a hash of the
-model fingerprint and the path), so an interrupted run resumes where it
-stopped.
+``cache_dir`` the takes are kept on disk per file, so an interrupted run
+resumes where it stopped. A cached take is named by :func:`file_cache_key`:
+the model's fingerprint, the vpcore code that computed it
+(:func:`vpcore.code_key`) and the file's path, size and modification time, so
+neither a retrained model, nor changed code, nor an edited audio file ever
+reuses a stale entry.
 """
 
 import hashlib
@@ -20,13 +23,14 @@ from pathlib import Path
 import numpy as np
 from joblib import Parallel, delayed
 
+from ._provenance import code_key
 from .audio import load_file
 from .corpus import read_enrollments
 from .errors import AudioError, ParameterError
 from .metrics import read_trials
 from .model import Take
 
-__all__ = ["TrialScores", "take_of_file", "score_trials"]
+__all__ = ["TrialScores", "file_cache_key", "take_of_file", "score_trials"]
 
 
 class TrialScores:
@@ -44,9 +48,16 @@ class TrialScores:
         return len(self.labels)
 
 
-def _cache_path(cache_dir, fingerprint, path):
-    key = hashlib.sha1(f"{fingerprint}|{Path(path).resolve()}".encode()).hexdigest()
-    return Path(cache_dir) / f"{key}.take"
+def file_cache_key(model, path):
+    """Hex key of everything a value cached from ``model`` and one audio file depends on.
+
+    The model's fingerprint, :func:`vpcore.code_key`, and the file's resolved
+    path, size and modification time (nanoseconds).
+    """
+    path = Path(path).resolve()
+    st = path.stat()
+    ident = f"{model.fingerprint}|{code_key()}|{path}|{st.st_size}|{st.st_mtime_ns}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:40]
 
 
 def take_of_file(model, path, cache_dir=None):
@@ -54,7 +65,12 @@ def take_of_file(model, path, cache_dir=None):
 
     Returns None when the file has too little speech or cannot be read.
     """
-    cached = _cache_path(cache_dir, model.fingerprint, path) if cache_dir else None
+    cached = None
+    if cache_dir is not None:
+        try:
+            cached = Path(cache_dir) / f"{file_cache_key(model, path)}.take"
+        except OSError:
+            return None  # missing or unreadable: scored as skipped, like bad audio
     if cached is not None and cached.is_file():
         return Take.from_bytes(cached.read_bytes())
     try:

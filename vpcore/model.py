@@ -30,6 +30,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
+from ._provenance import code_key
 from ._validation import check_array, check_fitted, check_float, check_int, check_random_state
 from .audio import check_waveform
 from .backend import Backend
@@ -451,6 +452,7 @@ class VoiceprintModel:
         self.training_summary_ = {
             "utterances": int(keep.sum()), "speakers": len(set(kept_speakers)),
             "frames": int(lengths.sum()),
+            "code": code_key(),  # provenance only: the fingerprint covers parameters
             **self.training_summary_,
             "seconds": {k: round(v, 1) for k, v in seconds.items()},
         }
