@@ -5,7 +5,9 @@ fully enrolled user, sorted by name) with the names and group ids. Several
 worker processes share one store, so before each 1-v-N search the index
 compares its generation with the store's change counter and reloads when
 another process (or thread) changed anything. Scoring a probe against all
-candidates of the chosen groups is one vectorised ``model.score_many`` call.
+candidates of the chosen groups is one :meth:`vpcore.gallery.Gallery.search`:
+one matrix-vector product over the rows, with only the best ``top_n``
+calibrated.
 """
 
 import dataclasses
@@ -32,7 +34,8 @@ class _Snapshot:
     generation: int
     names: tuple
     group_ids: np.ndarray  # (N,) int
-    matrix: np.ndarray  # (N, R) float32
+    group_rows: dict  # group id -> sorted row indices
+    gallery: object  # what make_gallery made of the (N, R) float32 matrix
 
 
 class VoiceprintIndex:
@@ -44,14 +47,18 @@ class VoiceprintIndex:
         ``bytes -> ndarray (R,)``: turns a stored voiceprint into its row.
     dim : int
         Row length R (``model.voiceprint_dim``).
+    make_gallery : callable
+        ``matrix (N, R) -> gallery`` with ``gallery.search(take, top_n, rows)``
+        returning ``(row indices, llrs, confidences)`` best first, ties by row
+        (e.g. ``lambda V: vpcore.gallery.Gallery(model, V)``).
     """
 
-    def __init__(self, to_vector, dim):
+    def __init__(self, to_vector, dim, make_gallery):
         self._to_vector = to_vector
         self._dim = int(dim)
+        self._make_gallery = make_gallery
         self._lock = threading.Lock()
-        self._snapshot = _Snapshot(-1, (), np.zeros(0, dtype=np.int64),
-                                   np.zeros((0, self._dim), dtype=np.float32))
+        self._snapshot = self._build(-1, [])
 
     @property
     def generation(self):
@@ -70,45 +77,50 @@ class VoiceprintIndex:
             if store.generation() == self._snapshot.generation:
                 return self._snapshot
             generation, rows = store.load_voiceprints()
-            matrix = np.zeros((len(rows), self._dim), dtype=np.float32)
-            for i, (_, _, blob) in enumerate(rows):
-                vector = np.asarray(self._to_vector(blob), dtype=np.float32)
-                if vector.shape != (self._dim,):
-                    raise ValueError(
-                        f"voiceprint of {rows[i][0]!r} has shape {vector.shape}, "
-                        f"expected ({self._dim},)"
-                    )
-                matrix[i] = vector
-            self._snapshot = _Snapshot(
-                generation,
-                tuple(r[0] for r in rows),
-                np.asarray([r[1] for r in rows], dtype=np.int64),
-                matrix,
-            )
+            self._snapshot = self._build(generation, rows)
             return self._snapshot
 
-    def search(self, store, model, take, group_ids=(), top_n=3):
+    def _build(self, generation, rows):
+        matrix = np.zeros((len(rows), self._dim), dtype=np.float32)
+        for i, (_, _, blob) in enumerate(rows):
+            vector = np.asarray(self._to_vector(blob), dtype=np.float32)
+            if vector.shape != (self._dim,):
+                raise ValueError(
+                    f"voiceprint of {rows[i][0]!r} has shape {vector.shape}, "
+                    f"expected ({self._dim},)"
+                )
+            matrix[i] = vector
+        group_ids = np.asarray([r[1] for r in rows], dtype=np.int64)
+        return _Snapshot(
+            generation,
+            tuple(r[0] for r in rows),
+            group_ids,
+            {int(g): np.flatnonzero(group_ids == g) for g in np.unique(group_ids)},
+            self._make_gallery(matrix),
+        )
+
+    def search(self, store, take, group_ids=(), top_n=3):
         """Score ``take`` against the fully enrolled users of ``group_ids`` (empty: all).
 
         Returns at most ``top_n`` :class:`Candidate` best first (ties by name),
         never cut by a threshold; an empty list when there is no candidate.
         """
         snapshot = self.refresh(store)
+        rows = None
         if group_ids:
-            rows = np.flatnonzero(np.isin(snapshot.group_ids, np.asarray(group_ids)))
-        else:
-            rows = np.arange(len(snapshot.names))
-        if rows.size == 0:
+            parts = [snapshot.group_rows[g] for g in set(group_ids) if g in snapshot.group_rows]
+            rows = np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+            if len(rows) == len(snapshot.names):
+                rows = None  # the groups cover everyone
+        if not snapshot.names or (rows is not None and rows.size == 0):
             return []
-        _, confidences = model.score_many(snapshot.matrix[rows], take)
+        indices, _, confidences = snapshot.gallery.search(take, top_n, rows)
         confidences = np.asarray(confidences, dtype=np.float64).reshape(-1)
-        if confidences.shape != rows.shape or not np.all(np.isfinite(confidences)):
-            raise ValueError("score_many returned confidences of the wrong shape or not finite")
-        order = np.argsort(-confidences, kind="stable")[:top_n]
+        if confidences.shape != np.shape(indices) or not np.all(np.isfinite(confidences)):
+            raise ValueError("the gallery returned confidences of the wrong shape or not finite")
         return [
-            Candidate(snapshot.names[rows[i]], round_confidence(confidences[i]),
-                      int(snapshot.group_ids[rows[i]]))
-            for i in order
+            Candidate(snapshot.names[i], round_confidence(c), int(snapshot.group_ids[i]))
+            for i, c in zip(indices, confidences)
         ]
 
 

@@ -11,6 +11,7 @@ import threading
 import time
 import zlib
 
+from vpcore.gallery import Gallery
 from vpcore.model import Take, Voiceprint, load_model
 
 from .errors import (
@@ -87,9 +88,11 @@ class VoiceprintService:
                 if self._store is None:
                     self._store = open_store(self.config.store, self._model.fingerprint)
                 component = "index"
+                model = self._model
                 index = VoiceprintIndex(
                     lambda blob: Voiceprint.from_bytes(blob).vector,
-                    self._model.voiceprint_dim,
+                    model.voiceprint_dim,
+                    lambda matrix: Gallery(model, matrix),
                 )
                 index.refresh(self._store)
                 self._index = index
@@ -208,7 +211,7 @@ class VoiceprintService:
                                data={"user_name": req.user_name, "enroll_num": record.enroll_num})
             score = model.verify(Voiceprint.from_bytes(voiceprint), take)
             return {"user_name": req.user_name, "confidence": round_confidence(score.confidence)}
-        candidates = index.search(store, model, take, req.group_ids, req.top_n)
+        candidates = index.search(store, take, req.group_ids, req.top_n)
         if not candidates:
             raise ApiError(NO_CANDIDATES, data=None)
         return [c.to_json() for c in candidates]

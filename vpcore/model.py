@@ -630,38 +630,16 @@ class VoiceprintModel:
             Normalised scores (AS-norm when enabled).
         confidences : ndarray of shape (N,)
             Calibrated probabilities of "same speaker", in [0, 1].
+
+        See Also
+        --------
+        vpcore.gallery.Gallery : keeps the rows prepared across queries and
+            returns only the ``top_n`` best, calibrating only those.
         """
+        from .gallery import Gallery
+
         check_fitted(self, "fingerprint_")
-        if not isinstance(take, Take):
-            take = self.extract(take)
-        take = self._check_takes([take], "take")[0]
-        V = np.asarray(V, dtype=np.float32)
-        if V.ndim != 2 or V.shape[1] != self.voiceprint_dim:
-            raise ParameterError(f"V has shape {V.shape}, expected (N, {self.voiceprint_dim})")
-        z = take.vector.astype(np.float64)
-        R = len(z)
-        M, n_col, quad = V[:, :R], V[:, R], V[:, R + 1].astype(np.float64)
-        llr = np.empty(len(V))
-        psi = self.plda_.psi_
-        total = 1.0 + psi
-        # Usually every voiceprint has the same number of takes: then one
-        # matrix-vector product over the whole matrix, without copying rows.
-        counts = [n_col[0]] if len(V) and n_col.min() == n_col.max() else np.unique(n_col)
-        for n in counts:
-            a, var = self.plda_.enrol_terms(float(n))
-            const = (-0.5 * (np.log(var).sum() - np.log(total).sum())
-                     - 0.5 * float(z**2 @ (1.0 / var - 1.0 / total)))
-            u = (z * a / var).astype(np.float32)
-            if len(counts) == 1:
-                llr[:] = M @ u
-                llr += const - 0.5 * quad
-            else:
-                rows = np.flatnonzero(n_col == n)
-                llr[rows] = (M[rows] @ u).astype(np.float64) - 0.5 * quad[rows] + const
-        if self.asnorm_top is not None:
-            t_stats = self._probe_norm(z)
-            e_stats = (V[:, R + 2].astype(np.float64), V[:, R + 3].astype(np.float64))
-            llr = as_norm(llr, e_stats, t_stats)
+        llr = Gallery(self, V).scores(take).astype(np.float64)
         return llr, self.calibration_.predict_proba(llr)
 
     def verify(self, voiceprint, take):

@@ -335,18 +335,23 @@ class _FakeStore:
         return self.gen, self.rows
 
 
-class _DotModel:
-    """score_many = sigmoid(V @ probe): enough to check the index's bookkeeping."""
+class _DotGallery:
+    """confidence = sigmoid(V @ probe), ranked like vpcore's Gallery (ties by row)."""
 
-    def score_many(self, V, take):
-        llr = V @ take
-        return llr, 1.0 / (1.0 + np.exp(-llr))
+    def __init__(self, V):
+        self.V = V
+
+    def search(self, take, top_n, rows=None):
+        rows = np.arange(len(self.V)) if rows is None else rows
+        llr = self.V[rows] @ take
+        best = np.lexsort((rows, -llr))[:top_n]
+        return rows[best], llr[best], 1.0 / (1.0 + np.exp(-llr[best]))
 
 
 def test_index_reloads_only_when_the_generation_changes():
     rows = [("a", 0, np.array([1.0, 0.0], np.float32)), ("b", 1, np.array([0.0, 1.0], np.float32))]
     store = _FakeStore(rows)
-    index = VoiceprintIndex(lambda blob: blob, 2)
+    index = VoiceprintIndex(lambda blob: blob, 2, _DotGallery)
     index.refresh(store)
     index.refresh(store)
     assert store.loads == 1 and len(index) == 2
@@ -357,15 +362,21 @@ def test_index_reloads_only_when_the_generation_changes():
 
 def test_index_search_filters_groups_ranks_and_rounds():
     rows = [(n, g, np.array(v, np.float32)) for n, g, v in (
-        ("a", 0, [3.0, 0.0]), ("b", 1, [0.0, 3.0]), ("c", 1, [1.0, 1.0]), ("d", 2, [-2.0, 0.0]))]
-    index = VoiceprintIndex(lambda blob: blob, 2)
-    store, model, probe = _FakeStore(rows), _DotModel(), np.array([1.0, 0.0])
-    result = index.search(store, model, probe, (), 10)
-    assert [c.user_name for c in result] == ["a", "c", "b", "d"]
+        ("a", 0, [3.0, 0.0]), ("b", 1, [0.0, 3.0]), ("c", 1, [1.0, 1.0]), ("d", 2, [-2.0, 0.0]),
+        ("e", 2, [1.0, 5.0]))]
+    index = VoiceprintIndex(lambda blob: blob, 2, _DotGallery)
+    store, probe = _FakeStore(rows), np.array([1.0, 0.0])
+    result = index.search(store, probe, (), 10)
+    assert [c.user_name for c in result] == ["a", "c", "e", "b", "d"]  # c and e tie: by name
     assert result[0].confidence == round(1 / (1 + np.exp(-3.0)), 4)
-    assert [c.user_name for c in index.search(store, model, probe, (1, 2), 10)] == ["c", "b", "d"]
-    assert [c.user_name for c in index.search(store, model, probe, (1,), 1)] == ["c"]
-    assert index.search(store, model, probe, (5,), 3) == []
+    assert [(c.user_name, c.group_id) for c in result] == [
+        ("a", 0), ("c", 1), ("e", 2), ("b", 1), ("d", 2)]
+    assert [c.user_name for c in index.search(store, probe, (2, 1), 10)] == ["c", "e", "b", "d"]
+    assert [c.user_name for c in index.search(store, probe, (1,), 1)] == ["c"]
+    assert [c.user_name for c in index.search(store, probe, (0, 1, 2), 2)] == ["a", "c"]
+    assert index.search(store, probe, (5,), 3) == []
+    assert VoiceprintIndex(lambda blob: blob, 2, _DotGallery).search(
+        _FakeStore([]), probe, (), 3) == []
 
 
 @pytest.mark.parametrize("value,expected", [(0.123456, 0.1235), (1.2, 1.0), (-0.1, 0.0),

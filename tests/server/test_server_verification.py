@@ -207,15 +207,20 @@ def test_1vN_ties_are_broken_by_name(make_app, voices):
     assert names(result) == ["amy_", "mia_", "zed_"]
 
 
-def test_1vN_scores_all_candidates_in_one_score_many_call(population, voices, monkeypatch):
-    model = population.app.extensions["vpcore"]._model
+def test_1vN_scores_the_group_members_in_one_gallery_search(population, voices, monkeypatch):
+    from vpcore.gallery import Gallery
+
     calls = []
-    original = type(model).score_many
+    original = Gallery.search
 
-    def spy(self, V, take):
-        calls.append(np.asarray(V).shape)
-        return original(self, V, take)
+    def spy(self, take, top_n, rows=None):
+        calls.append((len(self), None if rows is None else list(rows), top_n))
+        return original(self, take, top_n, rows)
 
-    monkeypatch.setattr(type(model), "score_many", spy)
+    monkeypatch.setattr(Gallery, "search", spy)
     population.verify(voices.wav(0, 3), group_id=[0, 1], top_n=1)
-    assert calls == [(3, model.voiceprint_dim)]
+    # four fully enrolled users sorted by name (alice, bob_, carol, dave); groups 0 and 1
+    assert calls == [(4, [0, 1, 3], 1)]
+    calls.clear()
+    population.verify(voices.wav(0, 3), top_n=2)
+    assert calls == [(4, None, 2)]
