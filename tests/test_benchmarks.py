@@ -147,7 +147,9 @@ def test_gallery_rows_score_like_real_voiceprints(small_model):
     np.testing.assert_array_equal(V[0], real[0].vector)
     llr, conf = small_model.score_many(V, probe)
     assert np.all(np.isfinite(llr)) and np.all((conf >= 0) & (conf <= 1))
-    top, _ = query(small_model, V, probe, 3)
+    from vpcore.gallery import Gallery
+
+    top, _ = query(Gallery(small_model, V), probe, 3)
     assert llr[top[0]] == llr.max()
 
 

@@ -14,16 +14,23 @@ from .errors import (
 __version__ = "0.1.0"
 
 from ._provenance import code_key  # noqa: E402
+from .gallery import Gallery  # noqa: E402
+from .model import Take, Voiceprint, VoiceprintModel, load_model  # noqa: E402
 
 __all__ = [
     "AudioConstraintError",
     "AudioDecodeError",
     "AudioError",
+    "Gallery",
     "ModelError",
     "NotFittedError",
     "ParameterError",
+    "Take",
     "TooLittleSpeechError",
+    "Voiceprint",
+    "VoiceprintModel",
     "VpcoreError",
     "__version__",
     "code_key",
+    "load_model",
 ]
