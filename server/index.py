@@ -3,11 +3,22 @@
 The index holds a matrix ``V`` of shape (N, R) (one ``vp.vector`` row per
 fully enrolled user, sorted by name) with the names and group ids. Several
 worker processes share one store, so before each 1-v-N search the index
-compares its generation with the store's change counter and reloads when
-another process (or thread) changed anything. Scoring a probe against all
-candidates of the chosen groups is one :meth:`vpcore.gallery.Gallery.search`:
-one matrix-vector product over the rows, with only the best ``top_n``
-calibrated.
+compares its generation with the store's change counter and, when another
+process (or thread) changed anything, catches up:
+
+* incrementally, from :meth:`server.store.Store.voiceprint_changes`: only the
+  changed users' voiceprints are read and decoded, and the new matrix is the
+  previous one with those rows removed, replaced or inserted in name order
+  (block copies of the unchanged rows);
+* fully, from :meth:`server.store.Store.load_voiceprints`, at start-up and
+  whenever the store no longer holds the history since the index's generation.
+
+Both give the same snapshot (names, groups, rows). Each refresh builds a new
+immutable snapshot and swaps it in under the index's lock, so searches in
+other threads keep using the one they started with. Scoring a probe against
+all candidates of the chosen groups is one
+:meth:`vpcore.gallery.Gallery.search`: one matrix-vector product over the
+rows, with only the best ``top_n`` calibrated.
 """
 
 import dataclasses
@@ -31,11 +42,14 @@ class Candidate:
 
 @dataclasses.dataclass(frozen=True)
 class _Snapshot:
+    """One immutable state of the index (nothing in it is written after it is made)."""
+
     generation: int
-    names: tuple
-    group_ids: np.ndarray  # (N,) int
+    names: np.ndarray  # (N,) object: the user names, strictly increasing (code points)
+    group_ids: np.ndarray  # (N,) int64
     group_rows: dict  # group id -> sorted row indices
-    gallery: object  # what make_gallery made of the (N, R) float32 matrix
+    matrix: np.ndarray  # (N, R) float32, C-contiguous: row i is the voiceprint of names[i]
+    gallery: object  # what make_gallery made of the matrix
 
 
 class VoiceprintIndex:
@@ -51,6 +65,13 @@ class VoiceprintIndex:
         ``matrix (N, R) -> gallery`` with ``gallery.search(take, top_n, rows)``
         returning ``(row indices, llrs, confidences)`` best first, ties by row
         (e.g. ``lambda V: vpcore.gallery.Gallery(model, V)``).
+
+    Attributes
+    ----------
+    full_loads : int
+        Refreshes that reloaded every voiceprint.
+    incremental_updates : int
+        Refreshes that applied only the changes.
     """
 
     def __init__(self, to_vector, dim, make_gallery):
@@ -58,6 +79,8 @@ class VoiceprintIndex:
         self._dim = int(dim)
         self._make_gallery = make_gallery
         self._lock = threading.Lock()
+        self.full_loads = 0
+        self.incremental_updates = 0
         self._snapshot = self._build(-1, [])
 
     @property
@@ -68,36 +91,107 @@ class VoiceprintIndex:
         return len(self._snapshot.names)
 
     def refresh(self, store):
-        """Reload from ``store`` if its generation differs from the index's; return the snapshot."""
+        """Catch up with ``store`` if its generation differs from the index's; return
+        the snapshot.
+
+        Applies :meth:`~server.store.Store.voiceprint_changes` when the store has
+        the history since the index's generation, else reloads everything.
+        """
         snapshot = self._snapshot
         if store.generation() == snapshot.generation:
             return snapshot
         with self._lock:
-            # another thread may have reloaded while this one waited
-            if store.generation() == self._snapshot.generation:
-                return self._snapshot
-            generation, rows = store.load_voiceprints()
-            self._snapshot = self._build(generation, rows)
+            # another thread may have caught up while this one waited
+            snapshot = self._snapshot
+            if store.generation() == snapshot.generation:
+                return snapshot
+            changes = None
+            if snapshot.generation >= 0:
+                changes = store.voiceprint_changes(snapshot.generation)
+            if changes is None:
+                generation, rows = store.load_voiceprints()
+                self._snapshot = self._build(generation, rows)
+                self.full_loads += 1
+            else:
+                generation, changed = changes
+                self._snapshot = self._apply(snapshot, generation, changed)
+                self.incremental_updates += 1
             return self._snapshot
 
+    # -- snapshots -------------------------------------------------------------
+
+    def _vector(self, name, blob):
+        vector = np.asarray(self._to_vector(blob), dtype=np.float32)
+        if vector.shape != (self._dim,):
+            raise ValueError(
+                f"voiceprint of {name!r} has shape {vector.shape}, expected ({self._dim},)"
+            )
+        return vector
+
     def _build(self, generation, rows):
+        """The snapshot of ``rows`` (``(name, group_id, blob)``, sorted by name)."""
+        names = np.empty(len(rows), dtype=object)
+        names[:] = [r[0] for r in rows]
+        if len(names) > 1 and not np.all(names[1:] > names[:-1]):
+            raise ValueError("the store's voiceprints are not sorted by name, or repeat one")
         matrix = np.zeros((len(rows), self._dim), dtype=np.float32)
-        for i, (_, _, blob) in enumerate(rows):
-            vector = np.asarray(self._to_vector(blob), dtype=np.float32)
-            if vector.shape != (self._dim,):
-                raise ValueError(
-                    f"voiceprint of {rows[i][0]!r} has shape {vector.shape}, "
-                    f"expected ({self._dim},)"
-                )
-            matrix[i] = vector
+        for i, (name, _, blob) in enumerate(rows):
+            matrix[i] = self._vector(name, blob)
         group_ids = np.asarray([r[1] for r in rows], dtype=np.int64)
-        return _Snapshot(
-            generation,
-            tuple(r[0] for r in rows),
-            group_ids,
-            {int(g): np.flatnonzero(group_ids == g) for g in np.unique(group_ids)},
-            self._make_gallery(matrix),
-        )
+        return self._snapshot_of(generation, names, group_ids, matrix)
+
+    def _apply(self, snapshot, generation, changed):
+        """``snapshot`` with ``changed`` (``(name, group_id, blob or None)``) applied.
+
+        A changed user's old row (if any) goes; its new row (if it has a
+        voiceprint) goes in at its place in name order. Unchanged rows are
+        block-copied from the old matrix, never decoded again.
+        """
+        latest = {name: (group_id, blob) for name, group_id, blob in changed}
+        if not latest:
+            return dataclasses.replace(snapshot, generation=generation)
+        old_names, n_old = snapshot.names, len(snapshot.names)
+        keys = np.empty(len(latest), dtype=object)
+        keys[:] = sorted(latest)
+        # the changed users the snapshot holds lose their old row
+        at = np.searchsorted(old_names, keys)
+        found = at < n_old
+        found[found] = old_names[at[found]] == keys[found]
+        keep = np.ones(n_old, dtype=bool)
+        keep[at[found]] = False
+        kept = np.flatnonzero(keep)
+        # the fully enrolled ones get their new row, decoded here
+        added = [name for name in keys if latest[name][1] is not None]
+        vectors = np.empty((len(added), self._dim), dtype=np.float32)
+        for i, name in enumerate(added):
+            vectors[i] = self._vector(name, latest[name][1])
+        added_names = np.empty(len(added), dtype=object)
+        added_names[:] = added
+        # new rows: kept and added merged by name (no name is in both)
+        kept_names = old_names[kept]
+        new_at = np.searchsorted(kept_names, added_names) + np.arange(len(added))
+        total = len(kept) + len(added)
+        is_added = np.zeros(total, dtype=bool)
+        is_added[new_at] = True
+        kept_at = np.flatnonzero(~is_added)
+        names = np.empty(total, dtype=object)
+        names[kept_at], names[new_at] = kept_names, added_names
+        group_ids = np.empty(total, dtype=np.int64)
+        group_ids[kept_at] = snapshot.group_ids[kept]
+        group_ids[new_at] = [latest[name][0] for name in added]
+        matrix = np.empty((total, self._dim), dtype=np.float32)
+        _copy_rows(matrix, kept_at, snapshot.matrix, kept)
+        matrix[new_at] = vectors
+        return self._snapshot_of(generation, names, group_ids, matrix)
+
+    def _snapshot_of(self, generation, names, group_ids, matrix):
+        order = np.argsort(group_ids, kind="stable")  # rows of each group stay sorted
+        groups, starts = np.unique(group_ids[order], return_index=True)
+        group_rows = {int(g): rows for g, rows in zip(groups, np.split(order, starts[1:]))}
+        return _Snapshot(generation, names, group_ids, group_rows, matrix,
+                         self._make_gallery(matrix))
+
+    # -- search ----------------------------------------------------------------
 
     def search(self, store, take, group_ids=(), top_n=3):
         """Score ``take`` against the fully enrolled users of ``group_ids`` (empty: all).
@@ -112,7 +206,7 @@ class VoiceprintIndex:
             rows = np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
             if len(rows) == len(snapshot.names):
                 rows = None  # the groups cover everyone
-        if not snapshot.names or (rows is not None and rows.size == 0):
+        if len(snapshot.names) == 0 or (rows is not None and rows.size == 0):
             return []
         indices, _, confidences = snapshot.gallery.search(take, top_n, rows)
         confidences = np.asarray(confidences, dtype=np.float64).reshape(-1)
@@ -122,6 +216,22 @@ class VoiceprintIndex:
             Candidate(snapshot.names[i], round_confidence(c), int(snapshot.group_ids[i]))
             for i, c in zip(indices, confidences)
         ]
+
+
+def _copy_rows(dst, dst_rows, src, src_rows):
+    """``dst[dst_rows] = src[src_rows]`` for increasing row indices, as one slice copy
+    per run of rows that are consecutive on both sides (few runs when few rows changed)."""
+    if len(dst_rows) == 0:
+        return
+    breaks = np.flatnonzero((np.diff(dst_rows) != 1) | (np.diff(src_rows) != 1)) + 1
+    starts = np.concatenate(([0], breaks))
+    stops = np.concatenate((breaks, [len(dst_rows)]))
+    if len(starts) > len(dst_rows) // 64:  # scattered: one gather is cheaper than many slices
+        dst[dst_rows] = src[src_rows]
+        return
+    for a, b in zip(starts, stops):
+        d, s = dst_rows[a], src_rows[a]
+        dst[d:d + b - a] = src[s:s + b - a]
 
 
 def round_confidence(value):

@@ -14,13 +14,24 @@ Data model
 ``users``
     ``name`` (key), ``enroll_num`` (1..3), ``group_id`` (0..99),
     ``update_time`` (``"YYYY-MM-DD HH:MM:SS"``), ``revision`` (the generation
-    of its last change; optimistic concurrency token) and ``voiceprint``
-    (present exactly when ``enroll_num == 3``).
+    of its last change; optimistic concurrency token; indexed) and
+    ``voiceprint`` (present exactly when ``enroll_num == 3``).
 ``takes``
     ``(user_name, take_num)`` -> serialized take; a user with ``enroll_num = c``
     has exactly takes ``1..c``.
+``removed_users``
+    ``name`` (key) -> ``revision``, the generation that unregistered it: a
+    tombstone, so that :meth:`Store.voiceprint_changes` can report deletions.
+    It exists only while the name is unregistered (enrolling the name again
+    drops it), and tombstones older than ``HISTORY_GENERATIONS`` generations
+    are pruned; ``meta.history_floor`` records up to which generation the
+    history is gone.
 
 Every write is one transaction; a success is reported only after COMMIT.
+
+Schema versions: 1 had no ``removed_users``, ``history_floor`` or index on
+``revision``; opening a version-1 file migrates it to 2 in one transaction
+(its history starts at the generation of the migration).
 """
 
 import abc
@@ -33,6 +44,7 @@ import weakref
 
 __all__ = [
     "SCHEMA_VERSION",
+    "HISTORY_GENERATIONS",
     "StoreError",
     "StoreModelMismatchError",
     "ConflictError",
@@ -42,7 +54,10 @@ __all__ = [
     "open_store",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: generations of deletion history kept: an index that is further behind reloads fully
+HISTORY_GENERATIONS = 100_000
 
 
 class StoreError(Exception):
@@ -88,6 +103,9 @@ class Store(abc.ABC):
 
     #: fingerprint of the model this store belongs to
     fingerprint: str
+    #: generations of deletion history (tombstones) a backend keeps for
+    #: :meth:`voiceprint_changes`
+    history_generations = HISTORY_GENERATIONS
 
     @abc.abstractmethod
     def get_user(self, user_name):
@@ -143,6 +161,35 @@ class Store(abc.ABC):
         """Return ``(generation, rows)`` read in one snapshot, where ``rows`` is
         a list of ``(user_name, group_id, voiceprint_bytes)`` of every fully
         enrolled user, sorted by name."""
+
+    def voiceprint_changes(self, since_generation):
+        """Return what changed in the fully enrolled voiceprints after ``since_generation``.
+
+        Parameters
+        ----------
+        since_generation : int
+            Generation of the caller's copy (e.g. of a :meth:`load_voiceprints`
+            or of a previous call).
+
+        Returns
+        -------
+        (generation, changed) or None
+            Read in one snapshot: ``generation`` is the current change counter and
+            ``changed`` a list, sorted by name with each name once, of
+            ``(user_name, group_id, voiceprint_bytes)`` for every user whose
+            fully enrolled voiceprint appeared, changed or disappeared in a change
+            numbered ``since_generation + 1 .. generation``. ``voiceprint_bytes`` is
+            None when the user is not fully enrolled now (unregistered, or its
+            enrolment restarted); ``group_id`` is None when it is unregistered.
+            The list may also name users that were not fully enrolled before either
+            (with None), which is harmless to apply. None when the store no longer
+            holds the history needed (``since_generation`` older than its pruned
+            tombstones or than the schema migration, or newer than ``generation``):
+            the caller must reload everything with :meth:`load_voiceprints`.
+
+        This default keeps no history and always returns None.
+        """
+        return None
 
     @abc.abstractmethod
     def status(self):
@@ -217,6 +264,12 @@ CREATE TABLE IF NOT EXISTS takes (
     take      BLOB NOT NULL,
     PRIMARY KEY (user_name, take_num)
 );
+CREATE INDEX IF NOT EXISTS users_by_revision ON users (revision);
+CREATE TABLE IF NOT EXISTS removed_users (
+    name     TEXT PRIMARY KEY,
+    revision INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS removed_users_by_revision ON removed_users (revision);
 """
 
 
@@ -362,10 +415,20 @@ class SQLiteStore(Store):
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
                     [("schema_version", SCHEMA_VERSION),
                      ("model_fingerprint", self.fingerprint),
-                     ("generation", 0)],
+                     ("generation", 0),
+                     ("history_floor", 0)],
                 )
                 return
             version = meta.get("schema_version")
+            if version == 1:
+                # 1 -> 2: the tables and indexes came with _SCHEMA above; no deletion
+                # before now was recorded, so the history starts here
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value)"
+                    " SELECT 'history_floor', value FROM meta WHERE key = 'generation'")
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                             (SCHEMA_VERSION,))
+                version = SCHEMA_VERSION
             if version != SCHEMA_VERSION:
                 raise StoreError(
                     f"store {self.path} has schema version {version!r}; "
@@ -464,6 +527,8 @@ class SQLiteStore(Store):
                 " revision = excluded.revision, voiceprint = excluded.voiceprint",
                 (user_name, take_num, group_id, update_time, generation, voiceprint),
             )
+            if current is None:  # enrolled again: no longer unregistered
+                conn.execute("DELETE FROM removed_users WHERE name = ?", (user_name,))
             conn.execute(
                 "DELETE FROM takes WHERE user_name = ? AND take_num >= ?", (user_name, take_num)
             )
@@ -482,9 +547,28 @@ class SQLiteStore(Store):
                 return False
             conn.execute("DELETE FROM takes WHERE user_name = ?", (user_name,))
             conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+            generation = conn.execute(
+                "SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
+            conn.execute(
+                "INSERT INTO removed_users (name, revision) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET revision = excluded.revision",
+                (user_name, generation),
+            )
+            self._prune(conn, generation)
             return True
 
         return self._write(write)
+
+    def _prune(self, conn, generation):
+        """Forget the tombstones more than ``history_generations`` old, and move the
+        history floor past them."""
+        threshold = generation - self.history_generations
+        if threshold <= 0:
+            return
+        cur = conn.execute("DELETE FROM removed_users WHERE revision <= ?", (threshold,))
+        if cur.rowcount > 0:
+            conn.execute("UPDATE meta SET value = MAX(value, ?) WHERE key = 'history_floor'",
+                         (threshold,))
 
     def list_users(self, group_id=None, offset=0, limit=None):
         sql = f"SELECT {self._USER_COLUMNS} FROM users"
@@ -514,6 +598,26 @@ class SQLiteStore(Store):
                 " WHERE voiceprint IS NOT NULL ORDER BY name COLLATE BINARY"
             ).fetchall()
             return generation, [(n, g, bytes(v)) for n, g, v in rows]
+
+        return self._read(read)
+
+    def voiceprint_changes(self, since_generation):
+        since = int(since_generation)
+
+        def read(conn):
+            meta = dict(conn.execute(
+                "SELECT key, value FROM meta WHERE key IN ('generation', 'history_floor')"))
+            generation, floor = int(meta["generation"]), int(meta["history_floor"])
+            if since > generation or since < floor:
+                return None
+            if since == generation:
+                return generation, []
+            changed = [(n, g, None if v is None else bytes(v)) for n, g, v in conn.execute(
+                "SELECT name, group_id, voiceprint FROM users WHERE revision > ?", (since,))]
+            changed += [(n, None, None) for (n,) in conn.execute(
+                "SELECT name FROM removed_users WHERE revision > ?", (since,))]
+            changed.sort(key=lambda change: change[0])  # code-point order
+            return generation, changed
 
         return self._read(read)
 

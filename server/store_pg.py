@@ -12,8 +12,10 @@ Created and migrated by the server itself when a store is opened, in one
 transaction that holds a transaction-level advisory lock (so replicas starting
 at once do not race): ``vpcore_meta`` (``schema_version``,
 ``model_fingerprint``), ``vpcore_generation`` (one row: the change counter),
-``vpcore_users`` and ``vpcore_takes``, with the columns and checks of the
-SQLite backend. Migrations are a list applied in order from the recorded
+``vpcore_users``, ``vpcore_takes`` and ``vpcore_removed_users`` (the
+tombstones of unregistered users), with the columns, checks and indexes of the
+SQLite backend; ``vpcore_generation.history_floor`` is SQLite's
+``meta.history_floor``. Migrations are a list applied in order from the recorded
 version; a database of a newer version than this server knows is refused.
 The tables live in the first schema of the connection's ``search_path``
 (``?options=-csearch_path%3Dvpcore`` in the URL keeps them in their own
@@ -54,7 +56,7 @@ from .store import (
 __all__ = ["PostgresStore", "SCHEMA_VERSION"]
 
 #: version of the schema this server creates and reads
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: ``(version, statements)`` in order; a store at version v gets every migration > v
 MIGRATIONS = (
@@ -81,6 +83,20 @@ MIGRATIONS = (
                take      BYTEA NOT NULL,
                PRIMARY KEY (user_name, take_num)
            )""",
+    )),
+    # 2: what Store.voiceprint_changes reads; no deletion before the migration was
+    # recorded, so the history starts at the generation of the migration
+    (2, (
+        "CREATE INDEX IF NOT EXISTS vpcore_users_by_revision ON vpcore_users (revision)",
+        """CREATE TABLE IF NOT EXISTS vpcore_removed_users (
+               name     TEXT COLLATE "C" PRIMARY KEY,
+               revision BIGINT NOT NULL
+           )""",
+        "CREATE INDEX IF NOT EXISTS vpcore_removed_users_by_revision"
+        " ON vpcore_removed_users (revision)",
+        "ALTER TABLE vpcore_generation"
+        " ADD COLUMN IF NOT EXISTS history_floor BIGINT NOT NULL DEFAULT 0",
+        "UPDATE vpcore_generation SET history_floor = value",
     )),
 )
 
@@ -369,6 +385,8 @@ class PostgresStore(Store):
                     f"take {take_num} of {user_name!r} needs takes 1..{take_num - 1}, has {count}"
                 )
             generation = self._bump(cur)
+            if current is None:  # enrolled again: no longer unregistered
+                cur.execute("DELETE FROM vpcore_removed_users WHERE name = %s", (user_name,))
             cur.execute(
                 "INSERT INTO vpcore_users"
                 " (name, enroll_num, group_id, update_time, revision, voiceprint)"
@@ -397,8 +415,25 @@ class PostgresStore(Store):
             cur.execute("DELETE FROM vpcore_users WHERE name = %s", (user_name,))  # takes cascade
             if cur.rowcount == 0:
                 return False
-            self._bump(cur)
+            generation = self._bump(cur)
+            cur.execute(
+                "INSERT INTO vpcore_removed_users (name, revision) VALUES (%s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET revision = excluded.revision",
+                (user_name, generation),
+            )
+            self._prune(cur, generation)
         return True
+
+    def _prune(self, cur, generation):
+        """Forget the tombstones more than ``history_generations`` old, and move the
+        history floor past them (the counter's row is locked by this transaction)."""
+        threshold = generation - self.history_generations
+        if threshold <= 0:
+            return
+        cur.execute("DELETE FROM vpcore_removed_users WHERE revision <= %s", (threshold,))
+        if cur.rowcount > 0:
+            cur.execute("UPDATE vpcore_generation"
+                        " SET history_floor = GREATEST(history_floor, %s)", (threshold,))
 
     def list_users(self, group_id=None, offset=0, limit=None):
         sql = f"SELECT {self._USER_COLUMNS} FROM vpcore_users"
@@ -424,6 +459,25 @@ class PostgresStore(Store):
                 ' WHERE voiceprint IS NOT NULL ORDER BY name COLLATE "C"'
             ).fetchall()
         return generation, [(n, int(g), bytes(v)) for n, g, v in rows]
+
+    def voiceprint_changes(self, since_generation):
+        since = int(since_generation)
+        with self._cursor("read", _SNAPSHOT) as cur:
+            generation, floor = (int(v) for v in cur.execute(
+                "SELECT value, history_floor FROM vpcore_generation").fetchone())
+            if since > generation or since < floor:
+                return None
+            if since == generation:
+                return generation, []
+            users = cur.execute(
+                "SELECT name, group_id, voiceprint FROM vpcore_users WHERE revision > %s",
+                (since,)).fetchall()
+            removed = cur.execute(
+                "SELECT name FROM vpcore_removed_users WHERE revision > %s", (since,)).fetchall()
+        changed = [(n, int(g), None if v is None else bytes(v)) for n, g, v in users]
+        changed += [(n, None, None) for (n,) in removed]
+        changed.sort(key=lambda change: change[0])  # code-point order
+        return generation, changed
 
     def status(self):
         start = time.perf_counter()

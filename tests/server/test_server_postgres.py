@@ -66,17 +66,19 @@ def save(store, name, k, group=0, take=None):
 def test_schema_holds_version_fingerprint_and_a_counter_row(pg_store, schema_url):
     tables = {r[0] for r in query(schema_url, "SELECT table_name FROM information_schema.tables"
                                   " WHERE table_schema = current_schema()")}
-    assert tables == {"vpcore_meta", "vpcore_generation", "vpcore_users", "vpcore_takes"}
+    assert tables == {"vpcore_meta", "vpcore_generation", "vpcore_users", "vpcore_takes",
+                      "vpcore_removed_users"}
     meta = dict(query(schema_url, "SELECT key, value FROM vpcore_meta"))
     assert meta == {"schema_version": str(store_pg.SCHEMA_VERSION), "model_fingerprint": FP}
-    assert query(schema_url, "SELECT value FROM vpcore_generation") == [(0,)]
+    assert query(schema_url, "SELECT value, history_floor FROM vpcore_generation") == [(0, 0)]
 
 
 def test_user_names_use_the_C_collation_whatever_the_database_default(pg_store, schema_url):
     columns = query(schema_url, "SELECT table_name, column_name, collation_name"
                                 " FROM information_schema.columns WHERE table_schema ="
                                 " current_schema() AND column_name IN ('name', 'user_name')")
-    assert sorted(columns) == [("vpcore_takes", "user_name", "C"), ("vpcore_users", "name", "C")]
+    assert sorted(columns) == [("vpcore_removed_users", "name", "C"),
+                               ("vpcore_takes", "user_name", "C"), ("vpcore_users", "name", "C")]
     names = ["b", "B", "_x", "a", "-y", "é", "Z", "0"]
     for name in names:
         save(pg_store, name, 1)
@@ -157,17 +159,18 @@ def test_migrations_run_once_in_order_from_the_recorded_version(pg_store, schema
                                                                 monkeypatch):
     save(pg_store, "alice", 1)
     pg_store.close()
-    # version 2 adds a column, without IF NOT EXISTS: running it twice would fail
-    monkeypatch.setattr(store_pg, "SCHEMA_VERSION", 2)
+    # the next version adds a column, without IF NOT EXISTS: running it twice would fail
+    nxt = store_pg.SCHEMA_VERSION + 1
+    monkeypatch.setattr(store_pg, "SCHEMA_VERSION", nxt)
     monkeypatch.setattr(store_pg, "MIGRATIONS", store_pg.MIGRATIONS + (
-        (2, ("ALTER TABLE vpcore_users ADD COLUMN note TEXT",)),))
+        (nxt, ("ALTER TABLE vpcore_users ADD COLUMN note TEXT",)),))
     for _ in range(2):
         s = open_store(schema_url, FP)
-        assert s.status()["schema_version"] == 2
+        assert s.status()["schema_version"] == nxt
         assert s.get_enrollment("alice")[1] == [b"alice-take1"]
         s.close()
     assert query(schema_url, "SELECT value FROM vpcore_meta WHERE key = 'schema_version'") \
-        == [("2",)]
+        == [(str(nxt),)]
     assert query(schema_url, "SELECT note FROM vpcore_users") == [(None,)]
 
 

@@ -78,7 +78,8 @@ def test_new_store_uses_wal_and_full_synchronous(sqlite_store):
 
 def test_store_records_schema_version_fingerprint_and_generation(sqlite_store):
     meta = dict(sqlite3.connect(sqlite_store.path).execute("SELECT key, value FROM meta"))
-    assert meta == {"schema_version": 1, "model_fingerprint": FP, "generation": 0}
+    assert meta == {"schema_version": 2, "model_fingerprint": FP, "generation": 0,
+                    "history_floor": 0}
 
 
 def test_store_of_another_fingerprint_refuses_to_open(store, store_url):
@@ -240,7 +241,7 @@ def test_load_voiceprints_returns_only_full_enrolments_with_the_generation(store
 
 def test_status_reads_only_meta(store, backend):
     status = store.status()
-    assert status["backend"] == backend and status["schema_version"] == 1
+    assert status["backend"] == backend and status["schema_version"] == 2
     assert status["generation"] == 0
 
 
@@ -322,7 +323,8 @@ def test_store_survives_fork_of_a_process_that_used_it(store):
 # ------------------------------------------------------------------ index ---
 
 class _FakeStore:
-    """Only what VoiceprintIndex reads: generation() and load_voiceprints()."""
+    """Only what VoiceprintIndex reads: generation(), load_voiceprints() and
+    voiceprint_changes() (this one keeps no history: the index reloads fully)."""
 
     def __init__(self, rows):
         self.gen, self.rows, self.loads = 1, rows, 0
@@ -333,6 +335,9 @@ class _FakeStore:
     def load_voiceprints(self):
         self.loads += 1
         return self.gen, self.rows
+
+    def voiceprint_changes(self, since_generation):
+        return None
 
 
 class _DotGallery:
