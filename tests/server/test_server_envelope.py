@@ -138,10 +138,19 @@ class ExplodingModel:
 
 
 @pytest.mark.parametrize("method,path", [("extract", "/enroll"), ("extract", "/verify"),
-                                         ("score_many", "/verify"), ("enroll", "/enroll")])
+                                         ("search", "/verify"), ("enroll", "/enroll")])
 def test_unexpected_fault_is_22151_not_http_500_and_logged_with_task_id(
-        make_app, model, voices, caplog, method, path):
-    api = make_app(model=ExplodingModel(model, method, RuntimeError("boom")))
+        make_app, model, voices, caplog, monkeypatch, method, path):
+    if method == "search":  # the 1-v-N gallery fails
+        from vpcore.gallery import Gallery
+
+        def explode(*args, **kwargs):
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(Gallery, "search", explode)
+        api = make_app()
+    else:
+        api = make_app(model=ExplodingModel(model, method, RuntimeError("boom")))
     if method == "enroll":
         body_pre = [enroll_body("alice", k, voices.wav(0, k - 1)) for k in (1, 2)]
         for b in body_pre:
@@ -150,7 +159,7 @@ def test_unexpected_fault_is_22151_not_http_500_and_logged_with_task_id(
     elif path == "/enroll":
         body = enroll_body("alice", 1, voices.wav(0, 0))
     else:
-        if method == "score_many":
+        if method == "search":
             good = make_app(store=api.app.extensions["vpcore"].config.store)
             good.enroll_fully("alice", voices, 0)
         body = verify_body(voices.wav(0, 3))
