@@ -144,7 +144,8 @@ class Store(abc.ABC):
     def delete_user(self, user_name):
         """Delete the user, its takes and voiceprint in one transaction.
 
-        Returns True if the user existed (and bumps the generation), else False.
+        Returns True if the user existed (and bumps the generation, and records a
+        tombstone for :meth:`voiceprint_changes`), else False.
         """
 
     @abc.abstractmethod
