@@ -65,7 +65,7 @@ class Gallery:
         if len(V) and n.min() < 1:
             bad = int(np.flatnonzero(n < 1)[0])
             raise ParameterError(f"V[{bad}] has take count {V[bad, R]!r}; counts must be >= 1")
-        self.counts_ = np.unique(n)
+        self.counts_ = n[:1] if len(n) and n.min() == n.max() else np.unique(n)
         # rows per take count; None when every row has the same count (the usual case)
         self._rows = (None if len(self.counts_) <= 1 else
                       {int(c): np.flatnonzero(n == c) for c in self.counts_})
