@@ -114,6 +114,13 @@ def readme_table(res):
                 lines.append(f"| 1-v-N top-3 over {row['n']:,} voiceprints, 1 core | "
                              f"{row['query_ms']['median']:.1f} ms, peak RSS "
                              f"{mb(row['peak_rss_bytes'])} | {target} |")
+    sv = res.get("service_1vn")
+    if sv:
+        for row in sv["sizes"]:
+            if row["n"] == 100_000:
+                lines.append(f"| service 1-v-N over {row['n']:,} users, 5-s probe (p50 / p99, "
+                             f"client on loopback) | {row['all_groups_ms']['p50']:.1f} / "
+                             f"{row['all_groups_ms']['p99']:.1f} ms | <= 50 ms |")
     ld = res.get("load")
     if ld:
         lv = ld["latency_ms"]["verify"]
@@ -237,6 +244,23 @@ def scale_section(sc):
     return out + [""]
 
 
+def service_1vn_section(sv):
+    s = sv["server"]
+    out = ["## 1-v-N through the service", "", f"Measured: {env_line(sv)}.", "",
+           f"`python -m server` ({s['workers']} worker x {s['threads']} thread, SQLite store) on "
+           f"127.0.0.1; {sv['requests']} requests one at a time with a 5-s probe ({sv['probe']}), "
+           "alternating between all users and one group; latency measured by the client, so "
+           "an upper bound of the server-side time.", "",
+           "| users | all users p50 / p90 / p99 | one group (N/100) p50 | first request (index "
+           "load) | worker RSS | target met |", "|---|---|---|---|---|---|"]
+    for r in sv["sizes"]:
+        a = r["all_groups_ms"]
+        out.append(f"| {r['n']:,} | {a['p50']:.1f} / {a['p90']:.1f} / {a['p99']:.1f} ms | "
+                   f"{r['one_group_ms']['p50']:.1f} ms | {r['warmup_ms']:.0f} ms | "
+                   f"{mb(r['max_process_rss_bytes'])} | {ok(r.get('meets_target'))} |")
+    return out + [""]
+
+
 def load_section(ld):
     s = ld["server"]
     rate = ld["settings"].get("paced_rate_per_s")
@@ -346,6 +370,8 @@ project root with the virtualenv's Python. Run one at a time on a shared machine
 | VoxCeleb1-O | `python benchmarks/voxceleb.py --trials veri_test2.txt --audio-root VOX1/wav` | hours; resumable |
 | speed | `python benchmarks/speed.py` | ~2 min |
 | 1-v-N scale | `python benchmarks/scale.py` | ~2 min, 1.5 GB RAM |
+| 1-v-N through the service | `python benchmarks/service_1vn.py` | ~3 min |
+| index refresh (full vs incremental) | `python benchmarks/index_refresh.py` | ~3 min |
 | service load | `python benchmarks/load.py` | ~2 min |
 | this page and the README table | `python benchmarks/render_table.py` | seconds |
 
@@ -369,6 +395,8 @@ def render(results_dir):
         lines += speed_section(res["speed"])
     if "scale" in res:
         lines += scale_section(res["scale"])
+    if "service_1vn" in res:
+        lines += service_1vn_section(res["service_1vn"])
     for kind in ("load", "load_paced"):
         if kind in res:
             lines += load_section(res[kind])

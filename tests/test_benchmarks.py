@@ -177,3 +177,17 @@ def test_render_table_from_results(tiny_corpus, small_model_path, tmp_path):
     text = doc_path.read_text()
     assert text.startswith("# Benchmarks") and "## 1-v-N scale" in text
     assert "NOT vpcore" in text
+
+
+def test_service_1vn_script_against_a_real_server(small_model_path, tmp_path):
+    from benchmarks import service_1vn
+
+    service_1vn.main(["--model", str(small_model_path), "--sizes", "300", "--requests", "4",
+                      "--real-voices", "2", "--out-dir", str(tmp_path), "--work-dir",
+                      str(tmp_path), "--quiet"])
+    doc = read_result(tmp_path / "service_1vn.json")
+    (row,) = doc["sizes"]
+    assert row["n"] == 300 and row["group_size"] == 3
+    assert row["all_groups_ms"]["p50"] > 0 and row["one_group_ms"]["p50"] > 0
+    assert row["top_candidate"]["user_name"].startswith("u")
+    assert 0.0 <= row["top_candidate"]["confidence"] <= 1.0
