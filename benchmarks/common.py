@@ -401,3 +401,19 @@ def speech_of_length(seconds, seed=0, data=None, speaker=None):
 
     return (synthesize(SyntheticSpeaker.from_seed(seed), duration=seconds, random_state=seed),
             f"synthetic voice {seed}")
+
+
+def gallery_parser(doc, name, sizes, real_voices):
+    """The options the gallery benchmarks (scale, index_refresh, service_1vn) share."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--model", help="model (default: shipped model, else the dev model)")
+    p.add_argument("--root", help="corpus root for the real enrolments (default: shared corpora)")
+    p.add_argument("--sizes", type=int, nargs="+", default=sizes)
+    p.add_argument("--real-voices", type=int, default=real_voices)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default=name)
+    p.add_argument("--out-dir")
+    p.add_argument("--quiet", action="store_true")
+    return p

@@ -29,7 +29,6 @@ After the incremental refreshes the index is compared with a fresh full load
 (names, groups and rows must be identical): ``matches_full_reload``.
 """
 
-import argparse
 import os
 import sqlite3
 import sys
@@ -248,20 +247,12 @@ def run(args):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", help="model (default: shipped model, else the dev model)")
-    p.add_argument("--root", help="corpus root for the real enrolments (default: shared corpora)")
-    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    p = common.gallery_parser(__doc__, "index_refresh", [10_000, 100_000], real_voices=4)
     p.add_argument("--changes", type=int, nargs="+", default=[1, 100])
     p.add_argument("--repeat", type=int, default=5, help="incremental refreshes per change count")
     p.add_argument("--full-repeat", type=int, default=3, help="full loads per size")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (1)")
-    p.add_argument("--real-voices", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--store-dir", help="where the temporary stores go (default: $TMPDIR)")
-    p.add_argument("--name", default="index_refresh")
-    p.add_argument("--out-dir")
-    p.add_argument("--quiet", action="store_true")
     return p
 
 

@@ -20,7 +20,6 @@ row; the gallery is prepared once (``prepare_ms``), as the service does. Memory:
 Targets: N = 100,000 in <= 10 ms; N = 1,000,000 in <= 100 ms and < 1.5 GB.
 """
 
-import argparse
 import sys
 import time
 import tracemalloc
@@ -152,18 +151,10 @@ def run(args):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", help="model (default: shipped model, else the dev model)")
-    p.add_argument("--root", help="corpus root for the real enrolments (default: shared corpora)")
-    p.add_argument("--sizes", type=int, nargs="+",
-                   default=[1_000, 10_000, 100_000, 1_000_000])
+    p = common.gallery_parser(__doc__, "scale", [1_000, 10_000, 100_000, 1_000_000],
+                              real_voices=8)
     p.add_argument("--top-n", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (1)")
-    p.add_argument("--real-voices", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--name", default="scale")
-    p.add_argument("--out-dir")
-    p.add_argument("--quiet", action="store_true")
     return p
 
 

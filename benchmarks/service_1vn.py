@@ -20,7 +20,6 @@ the worker's RSS and the warm-up (full index load) time.
 Target (the server issue): N = 100,000 answered in at most 50 ms server-side.
 """
 
-import argparse
 import sys
 import tempfile
 import time
@@ -125,19 +124,11 @@ def run(args):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", help="model (default: shipped model, else the dev model)")
-    p.add_argument("--root", help="corpus root for the real enrolments (default: shared corpora)")
-    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    p = common.gallery_parser(__doc__, "service_1vn", [10_000, 100_000], real_voices=8)
     p.add_argument("--requests", type=int, default=40)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--real-voices", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work-dir", help="where the temporary stores go (default: system temp)")
-    p.add_argument("--name", default="service_1vn")
-    p.add_argument("--out-dir")
-    p.add_argument("--quiet", action="store_true")
     return p
 
 

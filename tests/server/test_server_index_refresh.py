@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from server.index import VoiceprintIndex, _copy_rows
 from server.store import SQLiteStore, StoreError, open_store
+from vpserver_support import DotGallery
 
 FP = "feedfacecafebeef"
 NOW = "2024-01-02 03:04:05"
@@ -53,22 +54,9 @@ def enrol(store, name, group=0, vp=None):
         save(store, name, k, group, vp)
 
 
-class _MatrixGallery:
-    """The matrix itself, with the search of vpcore's Gallery on dot products (ties by row)."""
-
-    def __init__(self, V):
-        self.V = V
-
-    def search(self, take, top_n, rows=None):
-        rows = np.arange(len(self.V)) if rows is None else rows
-        llr = self.V[rows] @ take
-        best = np.lexsort((rows, -llr))[:top_n]
-        return rows[best], llr[best], 1.0 / (1.0 + np.exp(-llr[best]))
-
-
 def new_index():
     return VoiceprintIndex(lambda blob: np.frombuffer(blob, dtype=np.float32), DIM,
-                           _MatrixGallery)
+                           DotGallery)
 
 
 def state(index):

@@ -17,6 +17,7 @@ from server.store import (
     UserRecord,
     open_store,
 )
+from vpserver_support import DotGallery
 
 FP = "feedfacecafebeef"
 NOW = "2024-01-02 03:04:05"
@@ -340,23 +341,10 @@ class _FakeStore:
         return None
 
 
-class _DotGallery:
-    """confidence = sigmoid(V @ probe), ranked like vpcore's Gallery (ties by row)."""
-
-    def __init__(self, V):
-        self.V = V
-
-    def search(self, take, top_n, rows=None):
-        rows = np.arange(len(self.V)) if rows is None else rows
-        llr = self.V[rows] @ take
-        best = np.lexsort((rows, -llr))[:top_n]
-        return rows[best], llr[best], 1.0 / (1.0 + np.exp(-llr[best]))
-
-
 def test_index_reloads_only_when_the_generation_changes():
     rows = [("a", 0, np.array([1.0, 0.0], np.float32)), ("b", 1, np.array([0.0, 1.0], np.float32))]
     store = _FakeStore(rows)
-    index = VoiceprintIndex(lambda blob: blob, 2, _DotGallery)
+    index = VoiceprintIndex(lambda blob: blob, 2, DotGallery)
     index.refresh(store)
     index.refresh(store)
     assert store.loads == 1 and len(index) == 2
@@ -369,7 +357,7 @@ def test_index_search_filters_groups_ranks_and_rounds():
     rows = [(n, g, np.array(v, np.float32)) for n, g, v in (
         ("a", 0, [3.0, 0.0]), ("b", 1, [0.0, 3.0]), ("c", 1, [1.0, 1.0]), ("d", 2, [-2.0, 0.0]),
         ("e", 2, [1.0, 5.0]))]
-    index = VoiceprintIndex(lambda blob: blob, 2, _DotGallery)
+    index = VoiceprintIndex(lambda blob: blob, 2, DotGallery)
     store, probe = _FakeStore(rows), np.array([1.0, 0.0])
     result = index.search(store, probe, (), 10)
     assert [c.user_name for c in result] == ["a", "c", "e", "b", "d"]  # c and e tie: by name
@@ -380,7 +368,7 @@ def test_index_search_filters_groups_ranks_and_rounds():
     assert [c.user_name for c in index.search(store, probe, (1,), 1)] == ["c"]
     assert [c.user_name for c in index.search(store, probe, (0, 1, 2), 2)] == ["a", "c"]
     assert index.search(store, probe, (5,), 3) == []
-    assert VoiceprintIndex(lambda blob: blob, 2, _DotGallery).search(
+    assert VoiceprintIndex(lambda blob: blob, 2, DotGallery).search(
         _FakeStore([]), probe, (), 3) == []
 
 

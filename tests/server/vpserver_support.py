@@ -229,3 +229,15 @@ class ServerProcess:
         self.kill(signal.SIGKILL)
 
 
+class DotGallery:
+    """A stand-in for vpcore's Gallery on dot products: ``confidence = sigmoid(V @ probe)``,
+    best first, ties by row (what the index's bookkeeping tests need)."""
+
+    def __init__(self, V):
+        self.V = V
+
+    def search(self, take, top_n, rows=None):
+        rows = np.arange(len(self.V)) if rows is None else rows
+        llr = self.V[rows] @ take
+        best = np.lexsort((rows, -llr))[:top_n]
+        return rows[best], llr[best], 1.0 / (1.0 + np.exp(-llr[best]))
