@@ -18,6 +18,7 @@ from vpcore.vad import VadOptions, energy_vad
 SR = 16000
 NO_VAD = FeatureOptions(vad=None)
 RAW = FeatureOptions(vad=None, cmn="none")
+UTT_CMN = FeatureOptions(cmn="utterance")
 
 
 @functools.lru_cache(maxsize=None)
@@ -107,8 +108,9 @@ def test_deltas_are_the_regression_slope_and_curvature_over_five_frames():
 # mean / variance normalisation
 
 
-@pytest.mark.parametrize("options", [FeatureOptions(), NO_VAD], ids=["vad", "no-vad"])
-def test_cmn_leaves_zero_mean_per_dimension(options):
+@pytest.mark.parametrize("options", [UTT_CMN, dataclasses.replace(UTT_CMN, vad=None)],
+                         ids=["vad", "no-vad"])
+def test_utterance_cmn_leaves_zero_mean_per_dimension(options):
     feats = extract_features(utterance(1), options)
     scale = np.abs(extract_features(utterance(1), dataclasses.replace(options, cmn="none"))).max()
     np.testing.assert_allclose(feats.mean(axis=0, dtype=np.float64), 0.0, atol=1e-6 * scale)
@@ -117,13 +119,49 @@ def test_cmn_leaves_zero_mean_per_dimension(options):
 def test_cmn_none_keeps_the_mean_and_equals_cmn_plus_that_mean():
     x = utterance(1)
     raw = extract_features(x, dataclasses.replace(FeatureOptions(), cmn="none"))
-    cmn = extract_features(x)
+    cmn = extract_features(x, UTT_CMN)
     assert np.abs(raw.mean(axis=0)).max() > 1.0  # log spectra are far from zero mean
     np.testing.assert_allclose(cmn, raw - raw.mean(axis=0), atol=1e-4)
 
 
+def test_default_cmn_is_a_centred_300_frame_sliding_window():
+    assert (FeatureOptions().cmn, FeatureOptions().cmn_window) == ("sliding", 300)
+
+
+@pytest.mark.parametrize("n_frames, window", [(1000, 300), (1000, 301), (50, 300), (300, 300),
+                                              (7, 1)])
+def test_sliding_cmn_subtracts_the_mean_of_the_centred_window_kept_inside_the_recording(
+        n_frames, window):
+    from vpcore.features import sliding_cmn
+
+    x = np.random.default_rng(n_frames + window).normal(3.0, 2.0, (n_frames, 4)).astype(np.float32)
+    w = min(window, n_frames)
+    expected = np.empty_like(x)
+    for t in range(n_frames):
+        start = min(max(t - window // 2, 0), n_frames - w)
+        expected[t] = x[t] - x[start:start + w].mean(axis=0)
+    out = sliding_cmn(x, window)
+    assert out.dtype == np.float32 and out.shape == x.shape
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_sliding_cmn_of_a_recording_shorter_than_the_window_is_whole_recording_cmn():
+    x = utterance(1, seconds=2.0)  # about 200 frames < 300
+    raw = extract_features(x, RAW)
+    np.testing.assert_allclose(extract_features(x, NO_VAD), raw - raw.mean(axis=0), atol=1e-4)
+
+
+def test_sliding_cmn_is_applied_before_vad_selection():
+    from vpcore.features import sliding_cmn
+
+    x = utterance(1)
+    _, log_energy = mfcc(x)
+    expected = sliding_cmn(extract_features(x, RAW), 300)[energy_vad(log_energy)]
+    np.testing.assert_allclose(extract_features(x), expected, atol=1e-5)
+
+
 def test_cvn_gives_unit_variance_per_dimension():
-    feats = extract_features(utterance(2), FeatureOptions(cvn=True))
+    feats = extract_features(utterance(2), FeatureOptions(cmn="utterance", cvn=True))
     np.testing.assert_allclose(feats.std(axis=0, dtype=np.float64), 1.0, atol=1e-4)
     np.testing.assert_allclose(feats.mean(axis=0, dtype=np.float64), 0.0, atol=1e-5)
 
@@ -215,6 +253,7 @@ def test_bad_waveforms_are_rejected_by_the_front_end(bad):
     ("delta_width", 1),
     ("cmn", "global"),
     ("cmn", None),
+    ("cmn_window", 0),
 ])
 def test_invalid_feature_options_raise_parameter_error_naming_the_field(field, value):
     with pytest.raises(ParameterError, match=field):

@@ -23,7 +23,7 @@ from .audio import SAMPLE_RATE, check_waveform
 from .errors import ParameterError, TooLittleSpeechError
 from .vad import VadOptions, energy_vad, frame_log_energy
 
-__all__ = ["FeatureOptions", "mfcc", "deltas", "extract_features"]
+__all__ = ["FeatureOptions", "mfcc", "deltas", "sliding_cmn", "extract_features"]
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,15 @@ class FeatureOptions:
         0, 1 (deltas) or 2 (deltas and double deltas).
     delta_width : int
         Frames in the delta regression window (odd, >= 3).
-    cmn : {"utterance", "none"}
-        Mean normalisation over the utterance's speech frames.
+    cmn : {"sliding", "utterance", "none"}
+        Mean normalisation. ``"sliding"`` (default) subtracts the mean of a
+        centred window of ``cmn_window`` frames of the whole recording, before
+        VAD selection (Kaldi's ``apply-cmvn-sliding --center=true``, as in its
+        i-vector recipes); ``"utterance"`` subtracts the mean of the
+        utterance's speech frames (the earlier default: a saved model keeps
+        the choice it was trained with).
+    cmn_window : int
+        Window of the sliding mean normalisation, in frames (300 = 3 s).
     cvn : bool
         Also normalise the variance.
     vad : VadOptions or None
@@ -65,7 +72,8 @@ class FeatureOptions:
     preemphasis: float = 0.97
     deltas: int = 2
     delta_width: int = 5
-    cmn: str = "utterance"
+    cmn: str = "sliding"
+    cmn_window: int = 300
     cvn: bool = False
     vad: VadOptions = field(default_factory=VadOptions)
 
@@ -89,8 +97,9 @@ class FeatureOptions:
         check_int("delta_width", self.delta_width, low=3, high=15)
         if self.delta_width % 2 == 0:
             raise ParameterError(f"delta_width={self.delta_width} must be odd")
-        if self.cmn not in ("utterance", "none"):
-            raise ParameterError(f"cmn={self.cmn!r} must be 'utterance' or 'none'")
+        if self.cmn not in ("utterance", "sliding", "none"):
+            raise ParameterError(f"cmn={self.cmn!r} must be 'utterance', 'sliding' or 'none'")
+        check_int("cmn_window", self.cmn_window, low=1)
         if self.vad is not None:
             self.vad.validate()
         return self
@@ -199,6 +208,31 @@ def deltas(ceps, width=5, order=1):
     return out.astype(np.float32, copy=False)
 
 
+def sliding_cmn(feats, window):
+    """Subtract from each frame the mean of a centred window of ``window`` frames.
+
+    As Kaldi's ``apply-cmvn-sliding --center=true``: the window is shifted to
+    stay inside the recording, so it always holds ``min(window, T)`` frames
+    (a recording shorter than the window loses its overall mean).
+
+    Parameters
+    ----------
+    feats : ndarray of shape (T, D)
+    window : int
+
+    Returns
+    -------
+    ndarray of shape (T, D), float32
+    """
+    T = len(feats)
+    w = min(window, T)
+    start = np.clip(np.arange(T) - window // 2, 0, T - w)
+    csum = np.zeros((T + 1, feats.shape[1]))
+    np.cumsum(feats, axis=0, dtype=np.float64, out=csum[1:])
+    means = (csum[start + w] - csum[start]) / w
+    return (feats - means).astype(np.float32)
+
+
 def extract_features(samples, options=FeatureOptions()):
     """The full front end: MFCC, deltas, VAD frame selection, mean normalisation.
 
@@ -227,6 +261,8 @@ def extract_features(samples, options=FeatureOptions()):
             f"n_frames={len(ceps)} is fewer than delta_width={options.delta_width}"
         )
     feats = np.concatenate(parts, axis=1)
+    if options.cmn == "sliding":
+        feats = sliding_cmn(feats, options.cmn_window)
     if options.vad is not None:
         feats = feats[energy_vad(log_energy, options.vad)]
     if options.cmn == "utterance":
