@@ -209,3 +209,18 @@ def test_data_root_without_any_candidate(tmp_path, monkeypatch):
     assert data_root() is None
     with pytest.raises(ParameterError, match="VPCORE_DATA"):
         data_root(required=True)
+
+
+def test_data_root_found_from_a_subfolder_of_the_project(tmp_path, monkeypatch):
+    """An installed vpcore run from <project>/notebooks finds <project>/../shared/data."""
+    monkeypatch.delenv("VPCORE_DATA", raising=False)
+    shared = tmp_path / "shared" / "data"
+    shared.mkdir(parents=True)
+    notebooks = tmp_path / "project" / "notebooks"
+    notebooks.mkdir(parents=True)
+    site = tmp_path / "venv" / "site-packages"
+    monkeypatch.setattr(corpus, "__file__", str(site / "vpcore" / "corpus.py"))
+    monkeypatch.chdir(notebooks)
+    assert data_root() == shared
+    monkeypatch.chdir(tmp_path / "project")
+    assert data_root() == shared

@@ -20,8 +20,9 @@ def test_committed_notebook_is_executed():
 
 
 @pytest.mark.needs_corpus
-def test_quickstart_notebook_executes(data_dir):
+def test_quickstart_notebook_executes(data_dir, monkeypatch):
     """Re-executes the notebook with nbclient (in the 'test' and 'notebook' extras)."""
+    monkeypatch.setenv("VPCORE_DATA", str(data_dir))  # the kernel inherits it
     nbformat = pytest.importorskip("nbformat", reason="needs the 'notebook' extra")
     nbclient = pytest.importorskip("nbclient", reason="needs the 'notebook' extra")
     pytest.importorskip("ipykernel", reason="needs the 'notebook' extra")

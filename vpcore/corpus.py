@@ -33,12 +33,17 @@ class Utterance:
 def data_root(required=False):
     """The corpus folder: ``$VPCORE_DATA``, else ``../shared/data`` beside the project.
 
-    Returns None when it does not exist, unless ``required`` (then raises).
+    "Beside the project" is tried from the source tree vpcore runs from, then
+    from the current folder and its two parents (so a notebook running in
+    ``notebooks/`` of an installed vpcore finds it too). Returns None when no
+    candidate exists, unless ``required`` (then raises).
     """
     env = os.environ.get("VPCORE_DATA")
     candidates = [Path(env)] if env else []
     project = Path(__file__).resolve().parent.parent
-    candidates += [project.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    here = Path.cwd()
+    candidates += [project.parent / "shared" / "data"]
+    candidates += [d.parent / "shared" / "data" for d in (here, *here.parents[:2])]
     for path in candidates:
         if path.is_dir():
             return path
