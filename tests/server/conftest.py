@@ -243,6 +243,26 @@ def new_store_url(backend, store_urls):
     return lambda: store_urls(backend)
 
 
+#: model fingerprint of the stores opened by the ``store`` fixture
+STORE_FP = "feedfacecafebeef"
+
+
+@pytest.fixture
+def store_url(new_store_url):
+    """Location of a fresh store of the test's backend."""
+    return new_store_url()
+
+
+@pytest.fixture
+def store(store_url):
+    """A fresh, open store of the test's backend (fingerprint ``STORE_FP``)."""
+    from server.store import open_store
+
+    s = open_store(store_url, STORE_FP)
+    yield s
+    s.close()
+
+
 @pytest.fixture
 def make_app(model, new_store_url):
     """``make_app(**config)`` -> :class:`Api` on a fresh store of the test's backend."""

@@ -21,18 +21,6 @@ DIM = 3
 STORE_BACKENDS = ("sqlite", "postgresql")
 
 
-@pytest.fixture
-def store_url(new_store_url):
-    return new_store_url()
-
-
-@pytest.fixture
-def store(store_url):
-    s = open_store(store_url, FP)
-    yield s
-    s.close()
-
-
 def blob_of(values):
     """A stored "voiceprint" of the tests: DIM float32 values."""
     return np.asarray(values, dtype=np.float32).tobytes()

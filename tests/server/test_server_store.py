@@ -27,19 +27,6 @@ STORE_BACKENDS = ("sqlite", "postgresql")
 
 
 @pytest.fixture
-def store_url(new_store_url):
-    """Location of a fresh store of the test's backend."""
-    return new_store_url()
-
-
-@pytest.fixture
-def store(store_url):
-    s = open_store(store_url, FP)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def sqlite_store(tmp_path):
     s = SQLiteStore(str(tmp_path / "s.sqlite3"), FP)
     yield s
