@@ -372,8 +372,9 @@ project root with the virtualenv's Python. Run one at a time on a shared machine
 | VoxCeleb1-O | `python benchmarks/voxceleb.py --trials veri_test2.txt --audio-root VOX1/wav` | hours; resumable |
 | speed | `python benchmarks/speed.py` | ~2 min |
 | 1-v-N scale | `python benchmarks/scale.py` | ~2 min, 1.5 GB RAM |
-| 1-v-N through the service | `python benchmarks/service_1vn.py` | ~3 min |
-| index refresh (full vs incremental) | `python benchmarks/index_refresh.py` | ~3 min |
+| 1-v-N through the service | `python benchmarks/service_1vn.py` | ~1 min |
+| index refresh (full vs incremental) | `python benchmarks/index_refresh.py` | ~1 min |
+| training on a Dask LocalCluster, 1 and 2 workers | `python benchmarks/dask_training.py --local` | ~17 min |
 | service load | `python benchmarks/load.py` | ~2 min |
 | this page and the README table | `python benchmarks/render_table.py` | seconds |
 

@@ -191,3 +191,24 @@ def test_service_1vn_script_against_a_real_server(small_model_path, tmp_path):
     assert row["all_groups_ms"]["p50"] > 0 and row["one_group_ms"]["p50"] > 0
     assert row["top_candidate"]["user_name"].startswith("u")
     assert 0.0 <= row["top_candidate"]["confidence"] <= 1.0
+
+
+def test_dask_training_script_on_a_tiny_corpus(synthetic_corpus, tmp_path):
+    pytest.importorskip("distributed", reason="needs the 'dask' extra")
+    import soundfile as sf
+
+    from benchmarks import dask_training
+
+    for corpus, items in (("speechocean762", synthetic_corpus[:48]),
+                          ("librispeech-mini", synthetic_corpus[48:60])):
+        for speaker, utt, samples in items:
+            folder = tmp_path / "data" / corpus / "train" / speaker
+            folder.mkdir(parents=True, exist_ok=True)
+            sf.write(folder / f"{utt}.wav", samples, 16000, subtype="PCM_16")
+    dask_training.main(["--root", str(tmp_path / "data"), "--workers", "1", "--out-dir",
+                        str(tmp_path), "--train-args", "--components", "8", "--rank", "8",
+                        "--lda", "5", "--asnorm-top", "10"])
+    doc = read_result(tmp_path / "dask_training.json")
+    (run,) = doc["runs"]
+    assert run["workers"] == 1 and run["wall_seconds"] > 0
+    assert run["training"]["speakers"] == 10 and len(run["fingerprint"]) == 16
