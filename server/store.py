@@ -236,6 +236,19 @@ def open_store(url, fingerprint):
     return SQLiteStore(path, fingerprint)
 
 
+def checked_takes(where, record, rows):
+    """The take blobs of ``rows`` (``(take_num, take)`` sorted by number) of ``record``.
+
+    Raises :class:`StoreError` naming the store ``where`` unless the takes are
+    exactly ``1 .. record.enroll_num`` (the store's integrity rule).
+    """
+    numbers = [r[0] for r in rows]
+    if numbers != list(range(1, record.enroll_num + 1)):
+        raise StoreError(f"store {where}: user {record.user_name!r} has enroll_num="
+                         f"{record.enroll_num} but takes {numbers}")
+    return [bytes(r[1]) for r in rows]
+
+
 def _redact(url):
     """Hide a password in a URL before it goes into a message."""
     scheme, sep, rest = url.partition("://")
@@ -475,12 +488,7 @@ class SQLiteStore(Store):
                 "SELECT take_num, take FROM takes WHERE user_name = ? ORDER BY take_num",
                 (user_name,),
             ).fetchall()
-            if [r[0] for r in rows] != list(range(1, record.enroll_num + 1)):
-                raise StoreError(
-                    f"store {self.path}: user {user_name!r} has enroll_num="
-                    f"{record.enroll_num} but takes {[r[0] for r in rows]}"
-                )
-            return record, [bytes(r[1]) for r in rows]
+            return record, checked_takes(self.path, record, rows)
 
         return self._read(read)
 

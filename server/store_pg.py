@@ -50,6 +50,7 @@ from .store import (
     StoreError,
     StoreModelMismatchError,
     UserRecord,
+    checked_takes,
     _redact,
 )
 
@@ -343,12 +344,7 @@ class PostgresStore(Store):
                 "SELECT take_num, take FROM vpcore_takes WHERE user_name = %s ORDER BY take_num",
                 (user_name,),
             ).fetchall()
-        if [r[0] for r in rows] != list(range(1, record.enroll_num + 1)):
-            raise StoreError(
-                f"store {self.display}: user {user_name!r} has enroll_num="
-                f"{record.enroll_num} but takes {[r[0] for r in rows]}"
-            )
-        return record, [bytes(r[1]) for r in rows]
+        return record, checked_takes(self.display, record, rows)
 
     def get_voiceprint(self, user_name):
         with self._cursor("read") as cur:
