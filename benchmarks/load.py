@@ -95,15 +95,17 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError(f"server not ready after {timeout} s")
 
+    def pids(self):
+        """The gunicorn master and its workers."""
+        return [self.proc.pid] + common.children_pids(self.proc.pid)
+
     def cpu(self):
         """CPU seconds used so far by the master and each worker."""
-        pids = [self.proc.pid] + common.children_pids(self.proc.pid)
-        return {str(p): common.cpu_seconds(p) for p in pids}
+        return {str(p): common.cpu_seconds(p) for p in self.pids()}
 
     def rss(self):
         """RSS of the master and of each worker (bytes)."""
-        pids = [self.proc.pid] + common.children_pids(self.proc.pid)
-        return {str(p): common.rss_bytes(p) for p in pids}
+        return {str(p): common.rss_bytes(p) for p in self.pids()}
 
     def stop(self):
         """SIGTERM the process group, then SIGKILL whatever is left of it."""

@@ -37,8 +37,6 @@ import base64
 import datetime
 import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -53,6 +51,7 @@ if __package__ in (None, ""):
 import numpy as np
 
 from benchmarks import common
+from benchmarks.load import Server  # one service process group on 127.0.0.1
 
 OK = "00000"
 KINDS = ("verify_1v1", "verify_1vN", "enroll")
@@ -110,67 +109,6 @@ def cpu_times():
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
     return sum(fields) - idle, sum(fields)
-
-
-# -------------------------------------------------------------------- service ---
-
-class Replica:
-    """One service process group on 127.0.0.1."""
-
-    def __init__(self, model_path, store, workers, threads, log_path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ)
-        env.update({"VPCORE_HOST": "127.0.0.1", "VPCORE_PORT": str(self.port),
-                    "VPCORE_STORE": store, "VPCORE_MODEL": str(model_path),
-                    "VPCORE_WORKERS": str(workers), "VPCORE_THREADS": str(threads),
-                    "VPCORE_LOG_LEVEL": "WARNING"})
-        self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "server"], env=env,
-                                     cwd=str(common.ROOT), stdout=self.log, stderr=self.log,
-                                     start_new_session=True)
-
-    def wait_ready(self, timeout=180.0):
-        import requests
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"replica on port {self.port} exited with "
-                                   f"{self.proc.returncode}")
-            try:
-                if requests.get(self.url + "/health", timeout=5).json()["status"] == OK:
-                    return
-            except (requests.RequestException, ValueError, KeyError):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"replica on port {self.port} not ready after {timeout} s")
-
-    def pids(self):
-        """The gunicorn master and its workers."""
-        return [self.proc.pid] + common.children_pids(self.proc.pid)
-
-    def stop(self):
-        """SIGTERM the process group, then SIGKILL whatever is left of it."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
-        self.log.close()
-
-
-def free_port():
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------- audio ---
@@ -303,12 +241,12 @@ def warm_up(urls, voices, prefix, enrolled, per_replica):
 
 def measure(label, n_replicas, workers, args, model_path, store, voices, enrolled, prefix,
             workdir):
-    replicas = [Replica(model_path, store, workers, args.threads,
+    replicas = [Server(model_path, store, workers, args.threads,
                         workdir / f"{label}-replica{i}.log") for i in range(n_replicas)]
     try:
         t0 = time.monotonic()
         for r in replicas:
-            r.wait_ready()
+            r.wait_ready(timeout=180.0)
         startup = time.monotonic() - t0
         urls = [r.url for r in replicas]
         warm_up(urls, voices, prefix, enrolled, per_replica=2 * workers * args.threads)
@@ -382,9 +320,9 @@ def run(args):
     runs = []
     try:
         prefix = "rb"
-        first = Replica(model_path, store, 1, args.threads, workdir / "enrol.log")
+        first = Server(model_path, store, 1, args.threads, workdir / "enrol.log")
         try:
-            first.wait_ready()
+            first.wait_ready(timeout=180.0)
             start = time.perf_counter()
             enrolled, failures = enrol(first.url, voices, prefix)
             enrol_seconds = time.perf_counter() - start

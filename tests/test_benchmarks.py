@@ -212,3 +212,19 @@ def test_dask_training_script_on_a_tiny_corpus(synthetic_corpus, tmp_path):
     (run,) = doc["runs"]
     assert run["workers"] == 1 and run["wall_seconds"] > 0
     assert run["training"]["speakers"] == 10 and len(run["fingerprint"]) == 16
+
+
+def test_replicas_script_on_postgresql(small_model_path, tmp_path):
+    import os
+
+    if not os.environ.get("VPCORE_TEST_POSTGRES"):
+        pytest.skip("VPCORE_TEST_POSTGRES is not set: no PostgreSQL server to run against "
+                    "(source .ci/postgres to start a throwaway one)")
+    from benchmarks import replicas
+
+    replicas.main(["--model", str(small_model_path), "--replicas", "1",
+                   "--reference-workers", "1", "--requests", "8", "--seconds", "30",
+                   "--users", "2", "--clients", "2", "--out-dir", str(tmp_path),
+                   "--name", "replicas"])
+    doc = read_result(tmp_path / "replicas.json")
+    assert doc["runs"] and all(run["errors"] == 0 for run in doc["runs"]), doc["runs"]
