@@ -20,7 +20,8 @@ import requests
 
 from server.store import ConflictError, StoreError, open_store
 from vpcore.model import Take, Voiceprint
-from vpserver_support import ServerProcess, assert_envelope, enroll_body, free_port, verify_body
+from vpserver_support import (ServerProcess, assert_envelope, enroll_body, free_port, run_clients,
+                              verify_body)
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: "
                               "pip install 'vpcore[postgres]' to test the PostgreSQL backend")
@@ -454,49 +455,40 @@ def test_concurrent_enrolment_across_replicas_matches_the_acknowledged_responses
     """Client threads enrol their own users and fight over one shared user, each request
     to a random replica; the end state is the one the acknowledged responses describe."""
     n_threads, shared = 6, "cc_shared"
-    responses, failures = [], []
+    responses = []
     lock = threading.Lock()
 
     def worker(t):
-        try:
-            rng = random.Random(t)
-            session = requests.Session()
-            own, voice, group = f"cc_own{t}", t % len(voices), t % 3
-            shared_k, shared_done = 1, False
+        rng = random.Random(t)
+        session = requests.Session()
+        own, voice, group = f"cc_own{t}", t % len(voices), t % 3
+        shared_k, shared_done = 1, False
 
-            def send(body):
-                data = call(session, replicas[rng.randrange(len(replicas))], "/enroll", body)
-                with lock:
-                    responses.append((body["user_name"], body["enroll_num"], data))
-                return data
+        def send(body):
+            data = call(session, replicas[rng.randrange(len(replicas))], "/enroll", body)
+            with lock:
+                responses.append((body["user_name"], body["enroll_num"], data))
+            return data
 
-            for k in (1, 2, 3):
-                data = send(enroll_body(own, k, voices.wav(voice, k - 1), group_id=group))
-                assert data["status"] == "00000", data
-                for _ in range(3 if k < 3 else 40):
-                    if shared_done:
-                        break
-                    data = send(enroll_body(shared, shared_k, voices.wav(0, shared_k - 1)))
-                    if data["status"] == "00000":
-                        shared_done = shared_k == 3
-                        shared_k = min(shared_k + 1, 3)
-                    elif data["status"] == "22132":
-                        shared_k = data["data"]["enroll_num"] + 1
-                    elif data["status"] == "22131":
-                        shared_done = True
-                    else:
-                        raise AssertionError(data)
-            assert shared_done
-        except BaseException as exc:  # reported by the main thread
-            failures.append((t, exc))
+        for k in (1, 2, 3):
+            data = send(enroll_body(own, k, voices.wav(voice, k - 1), group_id=group))
+            assert data["status"] == "00000", data
+            for _ in range(3 if k < 3 else 40):
+                if shared_done:
+                    break
+                data = send(enroll_body(shared, shared_k, voices.wav(0, shared_k - 1)))
+                if data["status"] == "00000":
+                    shared_done = shared_k == 3
+                    shared_k = min(shared_k + 1, 3)
+                elif data["status"] == "22132":
+                    shared_k = data["data"]["enroll_num"] + 1
+                elif data["status"] == "22131":
+                    shared_done = True
+                else:
+                    raise AssertionError(data)
+        assert shared_done
 
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(n_threads)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(240)
-    assert not any(th.is_alive() for th in threads), "client threads hung"
-    assert not failures, failures
+    run_clients(worker, n_threads, 240)
 
     session = requests.Session()
     state = pg_state(replicas.url)

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from vpcore.model import Take, Voiceprint
-from vpserver_support import STATUSES, assert_envelope, enroll_body, verify_body
+from vpserver_support import STATUSES, assert_envelope, enroll_body, run_clients, verify_body
 
 
 def call(session, server, path, body=None, timeout=30):
@@ -89,73 +89,63 @@ def test_concurrent_enrolment_and_verification_stay_consistent(start_server, voi
     n_threads = 6
     responses = []  # (thread, path, body sent, response) of every request
     lock = threading.Lock()
-    failures = []
 
     def record(t, path, body, data):
         with lock:
             responses.append((t, path, body, data))
 
     def worker(t):
-        try:
-            session = requests.Session()
-            own, voice, group = f"own{t}", t % len(voices), t % 3
-            shared_k, shared_done = 1, False
-            for k in (1, 2, 3):
-                body = enroll_body(own, k, voices.wav(voice, k - 1), group_id=group)
-                data = call(session, server, "/enroll", body)
-                record(t, "/enroll", body, data)
-                assert data["status"] == "00000", data
-                # interleave an attempt on the user every thread fights over
-                for _ in range(3):
-                    if shared_done:
-                        break
-                    body = enroll_body("shared", shared_k, voices.wav(0, shared_k - 1))
-                    data = call(session, server, "/enroll", body)
-                    record(t, "/enroll", body, data)
-                    if data["status"] == "00000":
-                        shared_done = shared_k == 3
-                        shared_k = min(shared_k + 1, 3)
-                    elif data["status"] == "22132":
-                        shared_k = data["data"]["enroll_num"] + 1
-                    elif data["status"] == "22131":
-                        shared_done = True
-                    else:
-                        raise AssertionError(data)
-                probe = verify_body(voices.wav(0, 3), user_name="shared")
-                data = call(session, server, "/verify", probe)
-                record(t, "/verify", probe, data)
-                assert data["status"] in ("00000", "22133", "22134"), data
-                data = call(session, server, "/verify", verify_body(voices.wav(voice, 4)))
-                assert data["status"] in ("00000", "22136"), data
-                assert call(session, server, "/getUsers")["status"] == "00000"
-            for _ in range(30):
+        session = requests.Session()
+        own, voice, group = f"own{t}", t % len(voices), t % 3
+        shared_k, shared_done = 1, False
+        for k in (1, 2, 3):
+            body = enroll_body(own, k, voices.wav(voice, k - 1), group_id=group)
+            data = call(session, server, "/enroll", body)
+            record(t, "/enroll", body, data)
+            assert data["status"] == "00000", data
+            # interleave an attempt on the user every thread fights over
+            for _ in range(3):
                 if shared_done:
                     break
                 body = enroll_body("shared", shared_k, voices.wav(0, shared_k - 1))
                 data = call(session, server, "/enroll", body)
                 record(t, "/enroll", body, data)
-                if data["status"] == "22132":
+                if data["status"] == "00000":
+                    shared_done = shared_k == 3
+                    shared_k = min(shared_k + 1, 3)
+                elif data["status"] == "22132":
                     shared_k = data["data"]["enroll_num"] + 1
-                elif data["status"] == "22131" or (data["status"] == "00000" and shared_k == 3):
+                elif data["status"] == "22131":
                     shared_done = True
-                elif data["status"] == "00000":
-                    shared_k += 1
                 else:
                     raise AssertionError(data)
-            assert shared_done
-            data = call(session, server, "/verify",
-                        verify_body(voices.wav(voice, 3), user_name=own))
-            assert data["status"] == "00000" and data["data"]["confidence"] > 0.7, data
-        except BaseException as exc:  # reported by the main thread
-            failures.append((t, exc))
+            probe = verify_body(voices.wav(0, 3), user_name="shared")
+            data = call(session, server, "/verify", probe)
+            record(t, "/verify", probe, data)
+            assert data["status"] in ("00000", "22133", "22134"), data
+            data = call(session, server, "/verify", verify_body(voices.wav(voice, 4)))
+            assert data["status"] in ("00000", "22136"), data
+            assert call(session, server, "/getUsers")["status"] == "00000"
+        for _ in range(30):
+            if shared_done:
+                break
+            body = enroll_body("shared", shared_k, voices.wav(0, shared_k - 1))
+            data = call(session, server, "/enroll", body)
+            record(t, "/enroll", body, data)
+            if data["status"] == "22132":
+                shared_k = data["data"]["enroll_num"] + 1
+            elif data["status"] == "22131" or (data["status"] == "00000" and shared_k == 3):
+                shared_done = True
+            elif data["status"] == "00000":
+                shared_k += 1
+            else:
+                raise AssertionError(data)
+        assert shared_done
+        data = call(session, server, "/verify",
+                    verify_body(voices.wav(voice, 3), user_name=own))
+        assert data["status"] == "00000" and data["data"]["confidence"] > 0.7, data
 
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(n_threads)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(180)
-    assert not any(th.is_alive() for th in threads), "client threads hung"
-    assert not failures, failures
+    run_clients(worker, n_threads, 180)
 
     session = requests.Session()
     # every acknowledged own take is reflected; the final group is the last one sent

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import wave
 from pathlib import Path
@@ -241,3 +242,23 @@ class DotGallery:
         llr = self.V[rows] @ take
         best = np.lexsort((rows, -llr))[:top_n]
         return rows[best], llr[best], 1.0 / (1.0 + np.exp(-llr[best]))
+
+
+def run_clients(worker, n_threads, timeout):
+    """Run ``worker(t)`` for ``t`` in ``range(n_threads)`` on client threads; fail the test
+    if a thread is still running after ``timeout`` seconds or any raised."""
+    failures = []
+
+    def guarded(t):
+        try:
+            worker(t)
+        except BaseException as exc:  # reported by the main thread
+            failures.append((t, exc))
+
+    threads = [threading.Thread(target=guarded, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout)
+    assert not any(th.is_alive() for th in threads), "client threads hung"
+    assert not failures, failures
