@@ -74,11 +74,12 @@ class Utt:
 
 def _cache_file(cache_dir, model, path):
     """Cache entry named by :func:`vpcore.evaluation.file_cache_key` (model, code, file)."""
+    from vpcore.errors import AudioError
     from vpcore.evaluation import file_cache_key
 
     try:
         return Path(cache_dir) / f"{file_cache_key(model, path)}.npz"
-    except OSError:
+    except AudioError:
         return None  # unreadable: load_file below reports it
 
 

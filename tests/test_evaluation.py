@@ -81,3 +81,10 @@ def test_missing_file_is_skipped_not_raised(small_model, tmp_path):
     cache.mkdir()
     assert take_of_file(small_model, tmp_path / "absent.wav", cache_dir=cache) is None
     assert take_of_file(small_model, tmp_path / "absent.wav") is None
+
+
+def test_cache_key_of_a_missing_file_is_an_audio_error(small_model, tmp_path):
+    from vpcore.errors import AudioDecodeError
+
+    with pytest.raises(AudioDecodeError, match="cannot read audio file .*absent.wav"):
+        file_cache_key(small_model, tmp_path / "absent.wav")

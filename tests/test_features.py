@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vpcore.errors import ParameterError, TooLittleSpeechError
-from vpcore.features import FeatureOptions, extract_features, mfcc
+from vpcore.features import FeatureOptions, extract_features, mfcc, sliding_cmn
 from vpcore.synth import SyntheticSpeaker, synthesize
 from vpcore.vad import VadOptions, energy_vad
 
@@ -326,3 +326,14 @@ def test_fast_deltas_equal_librosa_delta(seed, width, order, n_frames):
     ceps = np.random.default_rng(seed).standard_normal((n_frames, 4)).astype(np.float32) * 10
     expected = librosa.feature.delta(ceps, width=width, order=order, axis=0)
     np.testing.assert_allclose(deltas(ceps, width, order), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("feats,window,match", [
+    (np.zeros((10, 3)), 0, "window"),
+    (np.zeros(10), 300, "feats"),
+    (np.zeros((0, 3)), 300, "feats"),
+    (np.full((10, 3), np.nan), 300, "feats"),
+])
+def test_sliding_cmn_refuses_bad_input_naming_the_parameter(feats, window, match):
+    with pytest.raises(ParameterError, match=match):
+        sliding_cmn(feats, window)

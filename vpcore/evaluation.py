@@ -26,7 +26,7 @@ from joblib import Parallel, delayed
 from ._provenance import code_key
 from .audio import load_file
 from .corpus import read_enrollments
-from .errors import AudioError, ParameterError
+from .errors import AudioDecodeError, AudioError, ParameterError
 from .metrics import read_trials
 from .model import Take
 
@@ -52,10 +52,14 @@ def file_cache_key(model, path):
     """Hex key of everything a value cached from ``model`` and one audio file depends on.
 
     The model's fingerprint, :func:`vpcore.code_key`, and the file's resolved
-    path, size and modification time (nanoseconds).
+    path, size and modification time (nanoseconds). Raises
+    :class:`~vpcore.errors.AudioDecodeError` when the file cannot be read.
     """
     path = Path(path).resolve()
-    st = path.stat()
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise AudioDecodeError(f"cannot read audio file {path}: {exc}") from None
     ident = f"{model.fingerprint}|{code_key()}|{path}|{st.st_size}|{st.st_mtime_ns}"
     return hashlib.sha256(ident.encode()).hexdigest()[:40]
 
@@ -69,7 +73,7 @@ def take_of_file(model, path, cache_dir=None):
     if cache_dir is not None:
         try:
             cached = Path(cache_dir) / f"{file_cache_key(model, path)}.take"
-        except OSError:
+        except AudioError:
             return None  # missing or unreadable: scored as skipped, like bad audio
     if cached is not None and cached.is_file():
         return Take.from_bytes(cached.read_bytes())

@@ -18,7 +18,7 @@ import scipy.fft
 import scipy.ndimage
 import scipy.signal
 
-from ._validation import check_float, check_int
+from ._validation import check_array, check_float, check_int
 from .audio import SAMPLE_RATE, check_waveform
 from .errors import ParameterError, TooLittleSpeechError
 from .vad import VadOptions, energy_vad, frame_log_energy
@@ -224,6 +224,8 @@ def sliding_cmn(feats, window):
     -------
     ndarray of shape (T, D), float32
     """
+    feats = check_array("feats", feats, ndim=2, dtype=np.float32, min_rows=1)
+    window = check_int("window", window, low=1)
     T = len(feats)
     w = min(window, T)
     start = np.clip(np.arange(T) - window // 2, 0, T - w)
