@@ -13,7 +13,7 @@ from gunicorn.app.base import BaseApplication
 
 from . import config as config_module
 from .config import Config, ConfigError
-from .store import _redact
+from .store import redact_url
 
 __all__ = ["main", "GunicornServer"]
 
@@ -86,7 +86,7 @@ def main(argv=None):
         stream=sys.stderr,
     )
     log.info("starting on %s:%d with %d workers x %d threads, store %s, model %s",
-             config.host, config.port, config.workers, config.threads, _redact(config.store),
+             config.host, config.port, config.workers, config.threads, redact_url(config.store),
              config.model_path or "(shipped)")
     # Import the application's modules (numpy, scipy, librosa, vpcore...) once in the
     # master, so forked workers start fast; each worker still loads the model and opens

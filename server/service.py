@@ -28,7 +28,7 @@ from .errors import (
     ApiError,
 )
 from .index import VoiceprintIndex, round_confidence
-from .store import ConflictError, _redact, open_store
+from .store import ConflictError, open_store, redact_url
 
 __all__ = ["VoiceprintService"]
 
@@ -98,7 +98,7 @@ class VoiceprintService:
                 self._index = index
                 self._error = None
                 log.info("model %s and store %s ready (%d voiceprints)",
-                         self._model.fingerprint, _redact(self.config.store), len(index))
+                         self._model.fingerprint, redact_url(self.config.store), len(index))
             except Exception as exc:  # any failure: answer 22151 and retry later
                 self._error = (component, f"{type(exc).__name__}: {exc}")
                 log.error("%s unavailable: %s: %s", component, type(exc).__name__, exc)

@@ -263,7 +263,7 @@ def test_a_version_1_postgresql_store_migrates_once(postgres_url, postgres_schem
                                                     monkeypatch):
     import psycopg
 
-    from server import store_pg
+    from server.store import postgres as store_pg
 
     url = postgres_schemas.new()
     with monkeypatch.context() as m:  # a store as the version-1 server made it

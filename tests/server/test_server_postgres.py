@@ -1,4 +1,4 @@
-"""server.store_pg: what is particular to the PostgreSQL backend (schema, migrations, locks,
+"""server.store.postgres: what is particular to the PostgreSQL backend (schema, migrations, locks,
 errors), and several real service replicas sharing one PostgreSQL database.
 
 The Store-interface tests and the contract tests run on PostgreSQL too, through the
@@ -20,12 +20,14 @@ import requests
 
 from server.store import ConflictError, StoreError, open_store
 from vpcore.model import Take, Voiceprint
-from vpserver_support import (ServerProcess, assert_envelope, enroll_body, free_port, run_clients,
+from vpserver_support import (ContendedEnrolment, ServerProcess, assert_envelope, checked_state,
+                              enroll_body, free_port, run_clients,
                               verify_body)
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: "
                               "pip install 'vpcore[postgres]' to test the PostgreSQL backend")
-store_pg = pytest.importorskip("server.store_pg", reason="server.store_pg cannot be imported")
+store_pg = pytest.importorskip("server.store.postgres",
+                               reason="server.store.postgres cannot be imported")
 
 pytestmark = pytest.mark.needs_postgres
 
@@ -356,20 +358,9 @@ def call(session, server, path, body=None, timeout=60):
 def pg_state(url):
     """Read the tables directly: {name: (enroll_num, group_id, voiceprint, [takes])}."""
     with psycopg.connect(url) as conn:
-        users = {n: (c, g, None if v is None else bytes(v)) for n, c, g, v in conn.execute(
-            "SELECT name, enroll_num, group_id, voiceprint FROM vpcore_users")}
-        takes = {}
-        for name, k, blob in conn.execute(
-                "SELECT user_name, take_num, take FROM vpcore_takes ORDER BY user_name, take_num"):
-            takes.setdefault(name, []).append((k, bytes(blob)))
-    assert set(takes) <= set(users), "takes of a user that does not exist"
-    state = {}
-    for name, (count, group, vp) in users.items():
-        numbers = [k for k, _ in takes.get(name, [])]
-        assert numbers == list(range(1, count + 1)), (name, count, numbers)  # not half-written
-        assert (count == 3) == (vp is not None), (name, count)
-        state[name] = (count, group, vp, [b for _, b in takes.get(name, [])])
-    return state
+        return checked_state(
+            conn.execute("SELECT name, enroll_num, group_id, voiceprint FROM vpcore_users"),
+            conn.execute("SELECT user_name, take_num, take FROM vpcore_takes"))
 
 
 def assert_takes_are(model, voices, takes, voice):
@@ -462,7 +453,7 @@ def test_concurrent_enrolment_across_replicas_matches_the_acknowledged_responses
         rng = random.Random(t)
         session = requests.Session()
         own, voice, group = f"cc_own{t}", t % len(voices), t % 3
-        shared_k, shared_done = 1, False
+        contended = ContendedEnrolment(shared, voices)
 
         def send(body):
             data = call(session, replicas[rng.randrange(len(replicas))], "/enroll", body)
@@ -473,20 +464,8 @@ def test_concurrent_enrolment_across_replicas_matches_the_acknowledged_responses
         for k in (1, 2, 3):
             data = send(enroll_body(own, k, voices.wav(voice, k - 1), group_id=group))
             assert data["status"] == "00000", data
-            for _ in range(3 if k < 3 else 40):
-                if shared_done:
-                    break
-                data = send(enroll_body(shared, shared_k, voices.wav(0, shared_k - 1)))
-                if data["status"] == "00000":
-                    shared_done = shared_k == 3
-                    shared_k = min(shared_k + 1, 3)
-                elif data["status"] == "22132":
-                    shared_k = data["data"]["enroll_num"] + 1
-                elif data["status"] == "22131":
-                    shared_done = True
-                else:
-                    raise AssertionError(data)
-        assert shared_done
+            contended.attempts(send, 3 if k < 3 else 40)
+        assert contended.done
 
     run_clients(worker, n_threads, 240)
 

@@ -13,7 +13,8 @@ import pytest
 import requests
 
 from vpcore.model import Take, Voiceprint
-from vpserver_support import STATUSES, assert_envelope, enroll_body, run_clients, verify_body
+from vpserver_support import (STATUSES, ContendedEnrolment, assert_envelope, checked_state,
+                              enroll_body, run_clients, verify_body)
 
 
 def call(session, server, path, body=None, timeout=30):
@@ -30,26 +31,15 @@ def call(session, server, path, body=None, timeout=30):
 
 
 def db_state(path):
-    """Read the store file directly: {name: (enroll_num, group_id, has_vp, takes)}."""
+    """Read the store file directly: {name: (enroll_num, group_id, voiceprint, [takes])}."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        users = {n: (c, g, v) for n, c, g, v in conn.execute(
-            "SELECT name, enroll_num, group_id, voiceprint FROM users")}
-        takes = {}
-        for name, k, blob in conn.execute(
-                "SELECT user_name, take_num, take FROM takes ORDER BY user_name, take_num"):
-            takes.setdefault(name, []).append((k, bytes(blob)))
+        return checked_state(
+            conn.execute("SELECT name, enroll_num, group_id, voiceprint FROM users"),
+            conn.execute("SELECT user_name, take_num, take FROM takes"))
     finally:
         conn.close()
-    assert set(takes) <= set(users), "takes of a user that does not exist"
-    state = {}
-    for name, (count, group, vp) in users.items():
-        numbers = [k for k, _ in takes.get(name, [])]
-        assert numbers == list(range(1, count + 1)), (name, count, numbers)  # not half-written
-        assert (count == 3) == (vp is not None), (name, count)
-        state[name] = (count, group, vp, [b for _, b in takes.get(name, [])])
-    return state
 
 
 # ------------------------------------------------------------- entry points ---
@@ -97,50 +87,24 @@ def test_concurrent_enrolment_and_verification_stay_consistent(start_server, voi
     def worker(t):
         session = requests.Session()
         own, voice, group = f"own{t}", t % len(voices), t % 3
-        shared_k, shared_done = 1, False
+        shared = ContendedEnrolment("shared", voices)
+
+        def send(body, path="/enroll"):
+            data = call(session, server, path, body)
+            record(t, path, body, data)
+            return data
+
         for k in (1, 2, 3):
-            body = enroll_body(own, k, voices.wav(voice, k - 1), group_id=group)
-            data = call(session, server, "/enroll", body)
-            record(t, "/enroll", body, data)
+            data = send(enroll_body(own, k, voices.wav(voice, k - 1), group_id=group))
             assert data["status"] == "00000", data
-            # interleave an attempt on the user every thread fights over
-            for _ in range(3):
-                if shared_done:
-                    break
-                body = enroll_body("shared", shared_k, voices.wav(0, shared_k - 1))
-                data = call(session, server, "/enroll", body)
-                record(t, "/enroll", body, data)
-                if data["status"] == "00000":
-                    shared_done = shared_k == 3
-                    shared_k = min(shared_k + 1, 3)
-                elif data["status"] == "22132":
-                    shared_k = data["data"]["enroll_num"] + 1
-                elif data["status"] == "22131":
-                    shared_done = True
-                else:
-                    raise AssertionError(data)
-            probe = verify_body(voices.wav(0, 3), user_name="shared")
-            data = call(session, server, "/verify", probe)
-            record(t, "/verify", probe, data)
+            shared.attempts(send, 3)  # interleave attempts on the user every thread fights over
+            data = send(verify_body(voices.wav(0, 3), user_name="shared"), "/verify")
             assert data["status"] in ("00000", "22133", "22134"), data
             data = call(session, server, "/verify", verify_body(voices.wav(voice, 4)))
             assert data["status"] in ("00000", "22136"), data
             assert call(session, server, "/getUsers")["status"] == "00000"
-        for _ in range(30):
-            if shared_done:
-                break
-            body = enroll_body("shared", shared_k, voices.wav(0, shared_k - 1))
-            data = call(session, server, "/enroll", body)
-            record(t, "/enroll", body, data)
-            if data["status"] == "22132":
-                shared_k = data["data"]["enroll_num"] + 1
-            elif data["status"] == "22131" or (data["status"] == "00000" and shared_k == 3):
-                shared_done = True
-            elif data["status"] == "00000":
-                shared_k += 1
-            else:
-                raise AssertionError(data)
-        assert shared_done
+        shared.attempts(send, 30)
+        assert shared.done
         data = call(session, server, "/verify",
                     verify_body(voices.wav(voice, 3), user_name=own))
         assert data["status"] == "00000" and data["data"]["confidence"] > 0.7, data

@@ -105,16 +105,10 @@ def test_open_store_picks_the_backend_from_the_url(tmp_path):
 
 
 def test_open_store_postgresql_url_needs_the_postgres_backend(monkeypatch):
-    import builtins
+    import sys
 
-    real_import = builtins.__import__
-
-    def no_pg(name, *args, **kwargs):
-        if name.endswith("store_pg") or (args and args[2] and "store_pg" in args[2]):
-            raise ImportError("no module server.store_pg")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_pg)
+    # a module set to None in sys.modules cannot be imported: as if psycopg were missing
+    monkeypatch.setitem(sys.modules, "server.store.postgres", None)
     with pytest.raises(StoreError, match=r"PostgreSQL backend") as info:
         open_store("postgresql://user:secret@db/vp", FP)
     assert "secret" not in str(info.value)

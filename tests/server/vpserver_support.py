@@ -262,3 +262,67 @@ def run_clients(worker, n_threads, timeout):
         th.join(timeout)
     assert not any(th.is_alive() for th in threads), "client threads hung"
     assert not failures, failures
+
+
+class ContendedEnrolment:
+    """One client thread's attempts at enrolling a user that several threads enrol at once.
+
+    Each thread sends the take it believes comes next and follows the answer: a success
+    moves it on, 22132 tells it how many takes the user really has, 22131 that someone
+    completed the enrolment. Any other answer fails the test.
+
+    Parameters
+    ----------
+    user_name : str
+    voices : Voices
+    voice : int
+        Which voice's utterances 0, 1, 2 are the takes.
+    """
+
+    def __init__(self, user_name, voices, voice=0):
+        self.user_name, self.voices, self.voice = user_name, voices, voice
+        self.next_take, self.done = 1, False
+
+    def attempt(self, send):
+        """Send the next take with ``send(body) -> response envelope``; return the envelope."""
+        k = self.next_take
+        data = send(enroll_body(self.user_name, k, self.voices.wav(self.voice, k - 1)))
+        if data["status"] == "00000":
+            self.done = k == 3
+            self.next_take = min(k + 1, 3)
+        elif data["status"] == "22132":
+            self.next_take = data["data"]["enroll_num"] + 1
+        elif data["status"] == "22131":
+            self.done = True
+        else:
+            raise AssertionError(data)
+        return data
+
+    def attempts(self, send, n):
+        """At most ``n`` attempts, fewer once the enrolment is complete."""
+        for _ in range(n):
+            if self.done:
+                return
+            self.attempt(send)
+
+
+def checked_state(user_rows, take_rows):
+    """The store's state from its raw rows, checked against its integrity rules.
+
+    ``user_rows`` are ``(name, enroll_num, group_id, voiceprint)`` and ``take_rows``
+    ``(user_name, take_num, take)``, as read from the database past the Store interface.
+    Returns ``{name: (enroll_num, group_id, voiceprint, [takes 1..enroll_num])}``;
+    fails if a user is half-written or a take has no user.
+    """
+    users = {n: (c, g, None if v is None else bytes(v)) for n, c, g, v in user_rows}
+    takes = {}
+    for name, k, blob in sorted(take_rows, key=lambda row: (row[0], row[1])):
+        takes.setdefault(name, []).append((k, bytes(blob)))
+    assert set(takes) <= set(users), "takes of a user that does not exist"
+    state = {}
+    for name, (count, group, vp) in users.items():
+        numbers = [k for k, _ in takes.get(name, [])]
+        assert numbers == list(range(1, count + 1)), (name, count, numbers)  # not half-written
+        assert (count == 3) == (vp is not None), (name, count)
+        state[name] = (count, group, vp, [b for _, b in takes.get(name, [])])
+    return state

@@ -1,260 +1,24 @@
-"""Durable storage of users, enrolment takes and voiceprints.
+"""The default backend of :class:`server.store.base.Store`: one SQLite file.
 
-:class:`Store` is the interface the service uses; :class:`SQLiteStore` is the
-default backend (one file, WAL journal, ``synchronous=FULL``). A PostgreSQL
-backend implements the same interface; :func:`open_store` picks the backend
-from the URL.
-
-Data model
-----------
-``meta``
-    ``schema_version``, ``model_fingerprint`` (the store refuses to open with
-    another model) and ``generation``, a counter bumped by every change, which
-    lets each worker process notice that its in-memory 1-v-N index is stale.
-``users``
-    ``name`` (key), ``enroll_num`` (1..3), ``group_id`` (0..99),
-    ``update_time`` (``"YYYY-MM-DD HH:MM:SS"``), ``revision`` (the generation
-    of its last change; optimistic concurrency token; indexed) and
-    ``voiceprint`` (present exactly when ``enroll_num == 3``).
-``takes``
-    ``(user_name, take_num)`` -> serialized take; a user with ``enroll_num = c``
-    has exactly takes ``1..c``.
-``removed_users``
-    ``name`` (key) -> ``revision``, the generation that unregistered it: a
-    tombstone, so that :meth:`Store.voiceprint_changes` can report deletions.
-    It exists only while the name is unregistered (enrolling the name again
-    drops it), and tombstones older than ``HISTORY_GENERATIONS`` generations
-    are pruned; ``meta.history_floor`` records up to which generation the
-    history is gone.
-
-Every write is one transaction; a success is reported only after COMMIT.
+WAL journal, ``synchronous=FULL``; the tables of :mod:`server.store.base`'s
+data model under their plain names.
 
 Schema versions: 1 had no ``removed_users``, ``history_floor`` or index on
 ``revision``; opening a version-1 file migrates it to 2 in one transaction
 (its history starts at the generation of the migration).
 """
 
-import abc
-import dataclasses
 import os
 import sqlite3
 import threading
 import time
 import weakref
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "HISTORY_GENERATIONS",
-    "StoreError",
-    "StoreModelMismatchError",
-    "ConflictError",
-    "UserRecord",
-    "Store",
-    "SQLiteStore",
-    "open_store",
-]
+from .base import Store, StoreError, StoreModelMismatchError, UserRecord, checked_takes
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 SCHEMA_VERSION = 2
-
-#: generations of deletion history kept: an index that is further behind reloads fully
-HISTORY_GENERATIONS = 100_000
-
-
-class StoreError(Exception):
-    """The store cannot be opened or used (unreachable, corrupt, wrong model)."""
-
-
-class StoreModelMismatchError(StoreError):
-    """The store was created with a model of another fingerprint."""
-
-
-class ConflictError(StoreError):
-    """A user changed between reading its state and writing the new take."""
-
-
-@dataclasses.dataclass(frozen=True)
-class UserRecord:
-    """One row of ``users`` (without the blobs)."""
-
-    user_name: str
-    enroll_num: int
-    group_id: int
-    update_time: str
-    #: generation of the user's last change: the token :meth:`Store.save_take` checks
-    revision: int
-
-    def to_json(self):
-        return {
-            "user_name": self.user_name,
-            "enroll_num": self.enroll_num,
-            "update_time": self.update_time,
-            "group_id": self.group_id,
-        }
-
-
-class Store(abc.ABC):
-    """What the service needs from a storage backend.
-
-    Implementations are safe to share between the threads of one process and
-    between several processes using the same database. Names compare and sort
-    in code-point order. Every method raises :class:`StoreError` (or a
-    subclass) when the backend fails; nothing else escapes.
-    """
-
-    #: fingerprint of the model this store belongs to
-    fingerprint: str
-    #: generations of deletion history (tombstones) a backend keeps for
-    #: :meth:`voiceprint_changes`
-    history_generations = HISTORY_GENERATIONS
-
-    @abc.abstractmethod
-    def get_user(self, user_name):
-        """Return the :class:`UserRecord` of ``user_name``, or None if unknown."""
-
-    @abc.abstractmethod
-    def get_enrollment(self, user_name):
-        """Return ``(record, takes)`` read in one snapshot.
-
-        ``takes`` is the list of serialized takes ``1..record.enroll_num`` in
-        order (``(None, [])`` for an unknown user).
-        """
-
-    @abc.abstractmethod
-    def get_voiceprint(self, user_name):
-        """Return ``(record, voiceprint_bytes)``; ``(None, None)`` if unknown,
-        ``(record, None)`` if enrolled fewer than 3 times."""
-
-    @abc.abstractmethod
-    def save_take(self, user_name, take_num, take, group_id, update_time, voiceprint,
-                  expected_revision):
-        """Atomically accept take ``take_num`` (1..3) of ``user_name``.
-
-        In one transaction: check that the user's revision still equals
-        ``expected_revision`` (None: the user must not exist), else raise
-        :class:`ConflictError` and change nothing; delete the user's takes
-        ``>= take_num``; insert ``take``; set ``enroll_num = take_num``,
-        ``group_id``, ``update_time`` and ``voiceprint`` (bytes if
-        ``take_num == 3``, else None); bump the generation. Returns the new
-        :class:`UserRecord` once the transaction is durably committed.
-        Raises :class:`StoreError` if ``take_num > enroll_num + 1`` or
-        ``voiceprint`` is given for a take other than 3 (or missing for take 3).
-        """
-
-    @abc.abstractmethod
-    def delete_user(self, user_name):
-        """Delete the user, its takes and voiceprint in one transaction.
-
-        Returns True if the user existed (and bumps the generation, and records a
-        tombstone for :meth:`voiceprint_changes`), else False.
-        """
-
-    @abc.abstractmethod
-    def list_users(self, group_id=None, offset=0, limit=None):
-        """Return the users (any ``enroll_num``) sorted by name in code-point order,
-        optionally only those of ``group_id``, skipping ``offset``, at most ``limit``."""
-
-    @abc.abstractmethod
-    def generation(self):
-        """Return the change counter (int; grows with every committed change)."""
-
-    @abc.abstractmethod
-    def load_voiceprints(self):
-        """Return ``(generation, rows)`` read in one snapshot, where ``rows`` is
-        a list of ``(user_name, group_id, voiceprint_bytes)`` of every fully
-        enrolled user, sorted by name."""
-
-    def voiceprint_changes(self, since_generation):
-        """Return what changed in the fully enrolled voiceprints after ``since_generation``.
-
-        Parameters
-        ----------
-        since_generation : int
-            Generation of the caller's copy (e.g. of a :meth:`load_voiceprints`
-            or of a previous call).
-
-        Returns
-        -------
-        (generation, changed) or None
-            Read in one snapshot: ``generation`` is the current change counter and
-            ``changed`` a list, sorted by name with each name once, of
-            ``(user_name, group_id, voiceprint_bytes)`` for every user whose
-            fully enrolled voiceprint appeared, changed or disappeared in a change
-            numbered ``since_generation + 1 .. generation``. ``voiceprint_bytes`` is
-            None when the user is not fully enrolled now (unregistered, or its
-            enrolment restarted); ``group_id`` is None when it is unregistered.
-            The list may also name users that were not fully enrolled before either
-            (with None), which is harmless to apply. None when the store no longer
-            holds the history needed (``since_generation`` older than its pruned
-            tombstones or than the schema migration, or newer than ``generation``):
-            the caller must reload everything with :meth:`load_voiceprints`.
-
-        This default keeps no history and always returns None.
-        """
-        return None
-
-    @abc.abstractmethod
-    def status(self):
-        """Return a small JSON-able dict describing the backend's health
-        (backend, schema version, generation...) without reading user data.
-        Raises :class:`StoreError` if the store is unusable."""
-
-    @abc.abstractmethod
-    def close(self):
-        """Release the connections of this process."""
-
-
-def open_store(url, fingerprint):
-    """Open (creating if needed) the store at ``url`` for the model ``fingerprint``.
-
-    ``url`` is a file path, ``sqlite:///relative/path``, ``sqlite:////absolute/path``
-    or ``postgresql://...`` (needs the PostgreSQL backend, ``server.store_pg``).
-
-    Raises
-    ------
-    StoreModelMismatchError
-        The store was created with another model.
-    StoreError
-        The store cannot be opened.
-    """
-    if url.startswith(("postgresql://", "postgres://")):
-        try:
-            from .store_pg import PostgresStore  # added by the PostgreSQL backend
-        except ImportError as exc:
-            raise StoreError(
-                f"VPCORE_STORE={_redact(url)} needs the PostgreSQL backend "
-                f"(server/store_pg.py and psycopg), which is not available: {exc}"
-            ) from None
-        return PostgresStore(url, fingerprint)
-    if url.startswith("sqlite://"):
-        path = url[len("sqlite://"):]
-        if path.startswith("/"):
-            path = path[1:]
-    elif "://" in url:
-        raise StoreError(f"VPCORE_STORE={_redact(url)}: unknown store URL scheme")
-    else:
-        path = url
-    return SQLiteStore(path, fingerprint)
-
-
-def checked_takes(where, record, rows):
-    """The take blobs of ``rows`` (``(take_num, take)`` sorted by number) of ``record``.
-
-    Raises :class:`StoreError` naming the store ``where`` unless the takes are
-    exactly ``1 .. record.enroll_num`` (the store's integrity rule).
-    """
-    numbers = [r[0] for r in rows]
-    if numbers != list(range(1, record.enroll_num + 1)):
-        raise StoreError(f"store {where}: user {record.user_name!r} has enroll_num="
-                         f"{record.enroll_num} but takes {numbers}")
-    return [bytes(r[1]) for r in rows]
-
-
-def _redact(url):
-    """Hide a password in a URL before it goes into a message."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest
 
 
 _SCHEMA = """
@@ -504,26 +268,11 @@ class SQLiteStore(Store):
 
         return self._read(read)
 
-    def save_take(self, user_name, take_num, take, group_id, update_time, voiceprint,
-                  expected_revision):
-        if take_num not in (1, 2, 3):
-            raise StoreError(f"take_num={take_num!r} must be 1, 2 or 3")
-        if (take_num == 3) != (voiceprint is not None):
-            raise StoreError("a voiceprint is stored with take 3, and only with take 3")
-
+    def _write_take(self, user_name, take_num, take, group_id, update_time, voiceprint, check):
         def write(conn):
+            # BEGIN IMMEDIATE holds the write lock: no other writer until COMMIT
             current = self._fetch_user(conn, user_name)
-            revision = None if current is None else current.revision
-            if revision != expected_revision:
-                raise ConflictError(
-                    f"user {user_name!r} changed concurrently "
-                    f"(revision {revision}, expected {expected_revision})"
-                )
-            count = 0 if current is None else current.enroll_num
-            if take_num > count + 1:
-                raise StoreError(
-                    f"take {take_num} of {user_name!r} needs takes 1..{take_num - 1}, has {count}"
-                )
+            check(current)
             conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
             generation = conn.execute(
                 "SELECT value FROM meta WHERE key = 'generation'"

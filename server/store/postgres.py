@@ -1,4 +1,4 @@
-"""PostgreSQL backend of :class:`server.store.Store`, for several service replicas.
+"""PostgreSQL backend of :class:`server.store.base.Store`, for several service replicas.
 
 ``VPCORE_STORE=postgresql://user:password@host:5432/dbname`` selects it (see
 :func:`server.store.open_store`). Every replica (and every worker process of
@@ -26,7 +26,7 @@ Concurrency
 A write runs in a READ COMMITTED transaction that first takes an advisory lock
 on the user's name, so writers of the same user (in any replica) queue up and
 each one reads the state its predecessor committed; the revision check then
-turns a stale decision into :class:`~server.store.ConflictError`. The counter
+turns a stale decision into :class:`~server.store.base.ConflictError`. The counter
 row is bumped in the same transaction as every change, which orders all
 changes and lets every replica's 1-v-N index notice them. A success is
 returned only after COMMIT, with ``synchronous_commit = on`` in the session.
@@ -44,14 +44,13 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
-from .store import (
-    ConflictError,
+from .base import (
     Store,
     StoreError,
     StoreModelMismatchError,
     UserRecord,
     checked_takes,
-    _redact,
+    redact_url,
 )
 
 __all__ = ["PostgresStore", "SCHEMA_VERSION"]
@@ -121,7 +120,7 @@ def _user_lock_key(user_name):
 
 
 class PostgresStore(Store):
-    """:class:`~server.store.Store` on a PostgreSQL database (psycopg 3, a connection pool).
+    """:class:`~server.store.base.Store` on a PostgreSQL database (psycopg 3, a connection pool).
 
     Parameters
     ----------
@@ -181,7 +180,7 @@ class PostgresStore(Store):
         try:
             p = conninfo_to_dict(url)
         except psycopg.Error:
-            return _redact(url)
+            return redact_url(url)
         host = p.get("host") or p.get("hostaddr") or "localhost"
         port = f":{p['port']}" if p.get("port") else ""
         user = f"{p['user']}@" if p.get("user") else ""
@@ -356,12 +355,7 @@ class PostgresStore(Store):
             return None, None
         return self._record(row[:5]), (None if row[5] is None else bytes(row[5]))
 
-    def save_take(self, user_name, take_num, take, group_id, update_time, voiceprint,
-                  expected_revision):
-        if take_num not in (1, 2, 3):
-            raise StoreError(f"take_num={take_num!r} must be 1, 2 or 3")
-        if (take_num == 3) != (voiceprint is not None):
-            raise StoreError("a voiceprint is stored with take 3, and only with take 3")
+    def _write_take(self, user_name, take_num, take, group_id, update_time, voiceprint, check):
         with self._cursor("write", _WRITE) as cur:
             # Writers of this user queue here. The next statement takes a new snapshot
             # (READ COMMITTED), so it sees what the previous holder committed; a
@@ -369,17 +363,7 @@ class PostgresStore(Store):
             cur.execute("SELECT pg_advisory_xact_lock(%s, %s)",
                         (_LOCK_SPACE, _user_lock_key(user_name)))
             current = self._fetch_user(cur, user_name)
-            revision = None if current is None else current.revision
-            if revision != expected_revision:
-                raise ConflictError(
-                    f"user {user_name!r} changed concurrently "
-                    f"(revision {revision}, expected {expected_revision})"
-                )
-            count = 0 if current is None else current.enroll_num
-            if take_num > count + 1:
-                raise StoreError(
-                    f"take {take_num} of {user_name!r} needs takes 1..{take_num - 1}, has {count}"
-                )
+            check(current)
             generation = self._bump(cur)
             if current is None:  # enrolled again: no longer unregistered
                 cur.execute("DELETE FROM vpcore_removed_users WHERE name = %s", (user_name,))
