@@ -100,7 +100,8 @@ def create_app(config=None, model=None):
         return envelope(OK, message, data)
 
     def verify():
-        return envelope(OK, STATUSES[OK], service.verify(parse_verify(read_body())))
+        data, extra = service.verify(parse_verify(read_body()))
+        return envelope(OK, STATUSES[OK], data, extra=extra)
 
     def unregister():
         user_name = parse_user_request(read_body())
@@ -174,14 +175,18 @@ def _task_id():
     return task_id
 
 
-def envelope(status, message, data, http_status=200):
-    """The contract's response: ``{"task_id", "status", "message", "data"}``."""
+def envelope(status, message, data, http_status=200, extra=None):
+    """The contract's response: ``{"task_id", "status", "message", "data"}``.
+
+    ``extra``: extension keys after ``data``, only when the request asked for
+    one (e.g. ``quality`` of a 1-v-N answer).
+    """
     from flask import current_app
 
     g.api_status = status
-    response = current_app.json.response(
-        {"task_id": _task_id(), "status": status, "message": message, "data": data}
-    )
+    body = {"task_id": _task_id(), "status": status, "message": message, "data": data}
+    body.update(extra or {})
+    response = current_app.json.response(body)
     response.status_code = http_status
     return response
 

@@ -58,6 +58,7 @@ class EnrollRequest:
     group_id: int
     format: str
     samples: object  # 1-D float32 waveform
+    quality: bool = False  # extension: answer with data.quality
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,7 @@ class VerifyRequest:
     top_n: int
     format: str
     samples: object
+    quality: bool = False  # extension: answer with the take's quality
 
 
 def _reject_constant(name):
@@ -176,6 +178,16 @@ def _check_data_type(value):
     return value
 
 
+def _check_flag(body, name):
+    """An optional boolean extension field (absent or null: False)."""
+    value = body.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _invalid(name, "must be true or false", value)
+    return value
+
+
 def _check_group_list(value):
     if _is_int(value):
         value = [value]
@@ -229,9 +241,10 @@ def parse_enroll(body):
     enroll_num = _check_int("enroll_num", body["enroll_num"], 1, 3)
     group_id = body.get("group_id")
     group_id = 0 if group_id is None else _check_int("group_id", group_id, 0, MAX_GROUP_ID)
+    quality = _check_flag(body, "quality")
     _check_data_type(body["data"])
     samples = _decode_audio(body, fmt)
-    return EnrollRequest(user_name, enroll_num, group_id, fmt, samples)
+    return EnrollRequest(user_name, enroll_num, group_id, fmt, samples, quality)
 
 
 def parse_verify(body):
@@ -249,9 +262,10 @@ def parse_verify(body):
             group_ids = _check_group_list(body["group_id"])
         if body.get("top_n") is not None:
             top_n = _check_int("top_n", body["top_n"], 1, MAX_TOP_N)
+    quality = _check_flag(body, "quality")
     _check_data_type(body["data"])
     samples = _decode_audio(body, fmt)
-    return VerifyRequest(user_name, group_ids, top_n, fmt, samples)
+    return VerifyRequest(user_name, group_ids, top_n, fmt, samples, quality)
 
 
 def _query_int(args, name, low, high):

@@ -11,8 +11,10 @@ import threading
 import time
 import zlib
 
+from vpcore.errors import AudioError, TooLittleSpeechError
 from vpcore.gallery import Gallery
 from vpcore.model import Take, Voiceprint, load_model
+from vpcore.quality import QualityThresholds, advice, assess
 
 from .errors import (
     ALREADY_COMPLETED,
@@ -26,11 +28,12 @@ from .errors import (
     UNKNOWN_USER,
     UNREGISTER_FAILED,
     ApiError,
+    status_for,
 )
 from .index import VoiceprintIndex, round_confidence
 from .store import ConflictError, open_store, redact_url
 
-__all__ = ["VoiceprintService"]
+__all__ = ["VoiceprintService", "quality_json"]
 
 log = logging.getLogger("server")
 
@@ -43,6 +46,28 @@ _MAX_CONFLICT_RETRIES = 20
 def local_time():
     """Local server time as the API reports it: ``"YYYY-MM-DD HH:MM:SS"``."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+
+
+def quality_json(quality, refused=None, thresholds=QualityThresholds()):
+    """The ``quality`` extension object of an answer (see openapi.json, ``TakeQuality``).
+
+    Parameters
+    ----------
+    quality : vpcore.quality.TakeQuality
+    refused : {None, "speech", "consistency", "audio"}
+        The rule that refused the take, None for an accepted one.
+    """
+    return {
+        "duration": round(quality.duration, 2),
+        "speech_seconds": round(quality.speech_seconds, 2),
+        "min_speech_seconds": round(quality.min_speech_seconds, 2),
+        "recommended_speech_seconds": thresholds.recommended_speech_seconds,
+        "snr_db": round(quality.snr_db, 1),
+        "clipping_ratio": round(quality.clipping_ratio, 6),
+        "refused": refused,
+        "advice": [{"code": code, "message": message}
+                   for code, message in advice(quality, thresholds, refused)],
+    }
 
 
 class VoiceprintService:
@@ -167,9 +192,10 @@ class VoiceprintService:
     def enroll(self, req):
         """Accept take ``req.enroll_num`` of ``req.user_name``; return ``(message, data)``."""
         model, store, _ = self._resources()
-        take = model.extract(req.samples)  # TooLittleSpeechError -> 22124
-        take_bytes = take.to_bytes()
         name, k = req.user_name, req.enroll_num
+        quality = self._measure(model, req)
+        take = self._extract(model, req, quality, {"user_name": name})
+        take_bytes = take.to_bytes()
         with self._user_lock(name):
             for _ in range(_MAX_CONFLICT_RETRIES):
                 record, stored = store.get_enrollment(name)
@@ -184,8 +210,10 @@ class VoiceprintService:
                     if not consistency >= self.config.consistency_threshold:
                         log.info("enroll %s take %d refused: consistency %.4f < %.4f", name, k,
                                  consistency, self.config.consistency_threshold)
-                        raise ApiError(AUDIO_CONSTRAINT, message=MISMATCH_MESSAGE,
-                                       data={"user_name": name})
+                        data = {"user_name": name}
+                        if quality is not None:
+                            data["quality"] = quality_json(quality, "consistency")
+                        raise ApiError(AUDIO_CONSTRAINT, message=MISMATCH_MESSAGE, data=data)
                 voiceprint = model.enroll(previous + [take]).to_bytes() if k == 3 else None
                 try:
                     store.save_take(
@@ -194,14 +222,23 @@ class VoiceprintService:
                     )
                 except ConflictError:
                     continue  # another process changed this user: re-read and decide again
-                return ENROLL_MESSAGES[k], {"user_name": name, "enroll_num": k}
+                data = {"user_name": name, "enroll_num": k}
+                if quality is not None:
+                    data["quality"] = quality_json(quality)
+                return ENROLL_MESSAGES[k], data
         raise ApiError(SERVICE_ERROR, log_detail=(
             f"enroll {name} take {k}: gave up after {_MAX_CONFLICT_RETRIES} concurrent changes"))
 
     def verify(self, req):
-        """1-v-1 (``req.user_name``) or 1-v-N; return ``data``."""
+        """1-v-1 (``req.user_name``) or 1-v-N; return ``(data, extra)``.
+
+        ``extra`` holds extension keys of the envelope itself: ``quality`` of a
+        1-v-N answer that asked for it (its ``data`` is the specification's list).
+        """
         model, store, index = self._resources()
-        take = model.extract(req.samples)  # TooLittleSpeechError -> 22124
+        quality = self._measure(model, req)
+        echo = {} if req.user_name is None else {"user_name": req.user_name}
+        take = self._extract(model, req, quality, echo)
         if req.user_name is not None:
             record, voiceprint = store.get_voiceprint(req.user_name)
             if record is None:
@@ -210,11 +247,35 @@ class VoiceprintService:
                 raise ApiError(INCOMPLETE_USER,
                                data={"user_name": req.user_name, "enroll_num": record.enroll_num})
             score = model.verify(Voiceprint.from_bytes(voiceprint), take)
-            return {"user_name": req.user_name, "confidence": round_confidence(score.confidence)}
+            data = {"user_name": req.user_name, "confidence": round_confidence(score.confidence)}
+            if quality is not None:
+                data["quality"] = quality_json(quality)
+            return data, {}
         candidates = index.search(store, take, req.group_ids, req.top_n)
         if not candidates:
             raise ApiError(NO_CANDIDATES, data=None)
-        return [c.to_json() for c in candidates]
+        extra = {} if quality is None else {"quality": quality_json(quality)}
+        return [c.to_json() for c in candidates], extra
+
+    # -- take quality (extension) ---------------------------------------------
+
+    @staticmethod
+    def _measure(model, req):
+        """The take's :class:`vpcore.quality.TakeQuality` if the request asked for it, else None."""
+        return assess(req.samples, model.feature_options_) if req.quality else None
+
+    @staticmethod
+    def _extract(model, req, quality, echo):
+        """``model.extract`` of the request's audio; a refusal of the take carries its quality."""
+        try:
+            return model.extract(req.samples)  # TooLittleSpeechError -> 22124
+        except AudioError as exc:
+            if quality is None:
+                raise
+            status, message, _ = status_for(exc)
+            rule = "speech" if isinstance(exc, TooLittleSpeechError) else "audio"
+            raise ApiError(status, message=message,
+                           data={**echo, "quality": quality_json(quality, rule)}) from exc
 
     def unregister(self, user_name):
         _, store, _ = self._resources()

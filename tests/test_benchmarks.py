@@ -228,3 +228,16 @@ def test_replicas_script_on_postgresql(small_model_path, tmp_path):
                    "--name", "replicas"])
     doc = read_result(tmp_path / "replicas.json")
     assert doc["runs"] and all(run["errors"] == 0 for run in doc["runs"]), doc["runs"]
+
+
+def test_quality_script(tmp_path):
+    from benchmarks import quality
+
+    quality.main(["--durations", "3", "--repeat", "2", "--snrs", "10", "--utterances", "2",
+                  "--data", str(tmp_path / "no-corpus"), "--out-dir", str(tmp_path), "--quiet"])
+    doc = read_result(tmp_path / "quality.json")
+    ms = doc["timings"]["3s"]["ms"]
+    assert set(ms) == {"snr_estimate", "net_speech_seconds", "clipping_ratio", "assess"}
+    assert all(v["median"] > 0 for v in ms.values())
+    row = doc["snr_accuracy"]["synthetic"]["by_snr"]["10dB"]
+    assert row["p10_error_db"] <= row["median_error_db"] <= row["p90_error_db"]
