@@ -11,9 +11,16 @@ on the development speakers of ``../shared/data`` (model trained without them):
 and prints the refusal rate of genuine takes (false refusals) and the acceptance
 rate of impostor takes at a range of thresholds, as JSON.
 
+The result is written to ``benchmarks/results/enrolment-consistency-dev.json``
+with the environment it was measured in (commit, machine, versions), like
+every other benchmark.
+
 Usage::
 
-    python benchmarks/enrolment_consistency.py --model dev_model.npz [--out result.json]
+    python benchmarks/enrolment_consistency.py [--model dev_model.npz] [--out-dir DIR]
+
+Without ``--model`` the development model (dev speakers left out) is used,
+trained into the benchmark cache if missing.
 """
 
 import argparse
@@ -23,14 +30,21 @@ from pathlib import Path
 
 import numpy as np
 
-from vpcore.corpus import data_root, read_enrollments
-from vpcore.evaluation import take_of_file
-from vpcore.model import load_model
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import common  # noqa: E402
+from vpcore.corpus import read_enrollments  # noqa: E402
+from vpcore.evaluation import take_of_file  # noqa: E402
+from vpcore.model import load_model  # noqa: E402
+
+THRESHOLDS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
 
 
 def measure(model, enrollments):
     takes = {m: [take_of_file(model, p) for p in paths] for m, paths in enrollments.items()}
-    takes = {m: t for m, t in takes.items() if all(x is not None for x in t)}
+    takes = {m: t[:3] for m, t in takes.items()
+             if len(t) >= 3 and all(x is not None for x in t[:3])}
     genuine, impostor = [], []
     for m, (t1, t2, t3) in takes.items():
         genuine.append(model.consistency([t1], t2))
@@ -43,25 +57,33 @@ def measure(model, enrollments):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", help="model file (default: the development model, "
+                                            "trained into the benchmark cache if missing)")
     parser.add_argument("--data", help="corpus folder (default: $VPCORE_DATA or ../shared/data)")
-    parser.add_argument("--out", help="write the JSON result here")
+    parser.add_argument("--enroll", help="enrolment list of 3 takes per model (default: the "
+                                         "development protocol's)")
+    parser.add_argument("--name", default="enrolment-consistency-dev",
+                        help="result name (default: enrolment-consistency-dev)")
+    parser.add_argument("--out-dir", help="results folder (default: benchmarks/results)")
     args = parser.parse_args(argv)
-    root = Path(args.data) if args.data else data_root(required=True)
-    model = load_model(args.model)
-    enrol = read_enrollments(root / "trials" / "speechocean762-dev.enroll", root)
+    root = common.data_root(args.data)
+    if args.model:
+        model_path = Path(args.model)
+    else:
+        if not common.DEV_MODEL.is_file():
+            common.train_dev_model(data=root)
+        model_path = common.DEV_MODEL
+    model = load_model(model_path)
+    enrol = read_enrollments(args.enroll or root / common.DEV_ENROLL, root)
     genuine, impostor = measure(model, enrol)
-    rows = []
-    for threshold in (0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7):
-        rows.append({"threshold": threshold,
-                     "genuine_refused": float(np.mean(genuine < threshold)),
-                     "impostor_accepted": float(np.mean(impostor >= threshold))})
-    result = {"model": model.fingerprint, "genuine_checks": len(genuine),
-              "impostor_checks": len(impostor), "rates": rows}
-    text = json.dumps(result, indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    print(text)
+    rows = [{"threshold": t, "genuine_refused": float(np.mean(genuine < t)),
+             "impostor_accepted": float(np.mean(impostor >= t))} for t in THRESHOLDS]
+    result = {"benchmark": "enrolment_consistency", "model": model.fingerprint,
+              "model_info": common.model_info(model, model_path),
+              "genuine_checks": len(genuine), "impostor_checks": len(impostor), "rates": rows}
+    path = common.write_result(args.name, result, args.out_dir)
+    print(json.dumps(result, indent=2, default=common._json_default))
+    print(path)
     return 0
 
 

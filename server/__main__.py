@@ -4,6 +4,13 @@ Configuration comes from the ``VPCORE_*`` environment variables (see
 :mod:`server.config`). Each worker process loads the model and opens the
 store itself (no preloading: SQLite connections must not cross a fork).
 The Flask development server is never used here.
+
+Before any worker starts, :func:`preflight` refuses a configuration that
+cannot heal by itself — a bad variable, a model file that is missing or not
+a vpcore model, a store made with another model — with the cause on stderr
+and exit status 2. A store that is only unreachable (a database still
+starting) does not stop the start: the workers retry it and answer 22151
+meanwhile, and ``/health`` says why.
 """
 
 import logging
@@ -13,9 +20,9 @@ from gunicorn.app.base import BaseApplication
 
 from . import config as config_module
 from .config import Config, ConfigError
-from .store import redact_url
+from .store import StoreError, StoreModelMismatchError, open_store, redact_url
 
-__all__ = ["main", "GunicornServer"]
+__all__ = ["main", "preflight", "GunicornServer", "StartupError"]
 
 log = logging.getLogger("server")
 
@@ -27,6 +34,41 @@ def _post_fork(server, worker):
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
+
+
+class StartupError(Exception):
+    """A permanent misconfiguration: the service must not start."""
+
+
+def preflight(config):
+    """Check what no retry can fix, in the master process, before any worker starts.
+
+    Loads the model of ``config.model_path`` and opens the store with its
+    fingerprint (creating it if needed, as a worker would), then closes both.
+
+    Raises
+    ------
+    StartupError
+        The model cannot be loaded, or the store belongs to another model.
+        An unreachable store is only logged: it may come up later.
+    """
+    from vpcore.errors import ModelError
+    from vpcore.model import load_model
+
+    try:
+        model = load_model(config.model_path)
+    except ModelError as exc:
+        where = f"VPCORE_MODEL={config.model_path}" if config.model_path else "shipped model"
+        raise StartupError(f"{where}: {exc}") from None
+    fingerprint = model.fingerprint
+    del model
+    try:
+        open_store(config.store, fingerprint).close()
+    except StoreModelMismatchError as exc:
+        raise StartupError(f"VPCORE_STORE={redact_url(config.store)}: {exc}") from None
+    except StoreError as exc:
+        log.warning("store %s is not available yet (%s); the workers keep retrying",
+                    redact_url(config.store), exc)
 
 
 class GunicornServer(BaseApplication):
@@ -85,6 +127,11 @@ def main(argv=None):
         format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    try:
+        preflight(config)
+    except StartupError as exc:
+        print(f"vpcore-server: cannot start: {exc}", file=sys.stderr)
+        return 2
     log.info("starting on %s:%d with %d workers x %d threads, store %s, model %s",
              config.host, config.port, config.workers, config.threads, redact_url(config.store),
              config.model_path or "(shipped)")

@@ -32,6 +32,7 @@ from .parsing import (
     parse_get_users_query,
     parse_user_request,
     parse_verify,
+    read_body as read_limited_body,
     usable_user_name,
 )
 from .service import VoiceprintService
@@ -83,7 +84,7 @@ def create_app(config=None, model=None):
                          provide_automatic_options=False)
 
     def read_body():
-        body = parse_body(request.get_data(cache=False))
+        body = parse_body(read_limited_body(request.environ, config.max_body))
         g.echo = usable_user_name(body.get("user_name"))
         return body
 

@@ -11,7 +11,7 @@ variable                         default                      meaning
                                                               ``postgresql://`` URL selects
                                                               the PostgreSQL backend
 ``VPCORE_MODEL``                 (model shipped in vpcore)    path of a saved VoiceprintModel
-``VPCORE_CONSISTENCY_THRESHOLD`` ``0.1``                      takes 2 and 3 whose calibrated
+``VPCORE_CONSISTENCY_THRESHOLD`` ``0.2``                      takes 2 and 3 whose calibrated
                                                               consistency with the earlier
                                                               takes is below this are refused
                                                               (22124)

@@ -20,6 +20,7 @@ import re
 from vpcore.audio import decode_bytes
 
 from .errors import (
+    AUDIO_CONSTRAINT,
     DECODER_ERROR,
     INVALID_PARAMETER,
     JSON_ERROR,
@@ -31,6 +32,7 @@ __all__ = [
     "USER_NAME_RULE",
     "EnrollRequest",
     "VerifyRequest",
+    "read_body",
     "parse_body",
     "usable_user_name",
     "parse_user_request",
@@ -86,6 +88,62 @@ class _HugeInteger:
 
 def _parse_int(text):
     return _HugeInteger(text) if len(text) > 4000 else int(text)
+
+
+#: Bytes of an oversized body read and thrown away after the limit, so that the
+#: client (which is still sending) reads the 413 instead of a reset connection.
+#: A client that sends more than this past the limit is cut off.
+DRAIN_LIMIT = 64 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+def _too_large(limit):
+    return ApiError(AUDIO_CONSTRAINT, f"request body exceeds {limit} bytes", data=None,
+                    http_status=413)
+
+
+def read_body(environ, limit):
+    """The request body, at most ``limit`` bytes, read from ``wsgi.input``.
+
+    The limit holds whether the client declares ``Content-Length`` (refused
+    before reading when it is over) or streams with ``Transfer-Encoding:
+    chunked`` (refused once byte ``limit + 1`` arrives; gunicorn and the Flask
+    development server both de-chunk and mark such input
+    ``wsgi.input_terminated``). Raises HTTP 413 / ``22124`` (CONTRACT.md).
+    """
+    stream = environ["wsgi.input"]
+    declared = environ.get("CONTENT_LENGTH", "").strip()
+    if declared:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise ApiError(JSON_ERROR, "Content-Length is not an integer") from None
+        if length > limit:
+            raise _too_large(limit)
+        return _read_at_most(stream, length)
+    if not environ.get("wsgi.input_terminated"):
+        return b""  # neither a length nor a terminated stream: reading could hang
+    body = _read_at_most(stream, limit + 1)
+    if len(body) > limit:
+        drained = 0
+        while drained < DRAIN_LIMIT:
+            chunk = stream.read(_CHUNK)
+            if not chunk:
+                break
+            drained += len(chunk)
+        raise _too_large(limit)
+    return body
+
+
+def _read_at_most(stream, n):
+    parts, got = [], 0
+    while got < n:
+        chunk = stream.read(min(_CHUNK, n - got))
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
 
 
 def parse_body(raw):

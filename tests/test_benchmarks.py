@@ -241,3 +241,18 @@ def test_quality_script(tmp_path):
     assert all(v["median"] > 0 for v in ms.values())
     row = doc["snr_accuracy"]["synthetic"]["by_snr"]["10dB"]
     assert row["p10_error_db"] <= row["median_error_db"] <= row["p90_error_db"]
+
+
+def test_enrolment_consistency_script_records_its_environment(tiny_corpus, small_model_path,
+                                                               tmp_path):
+    enroll = tmp_path / "enroll3.txt"
+    lines = [f"{d.name} " + " ".join(f"audio/{d.name}/{f.name}" for f in sorted(d.iterdir())[:3])
+             for d in sorted((tiny_corpus / "audio").iterdir())]
+    enroll.write_text("\n".join(lines) + "\n")
+    path = run_script(["benchmarks/enrolment_consistency.py", "--model", small_model_path,
+                       "--data", tiny_corpus, "--enroll", enroll, "--name", "consistency-tiny",
+                       "--out-dir", tmp_path])
+    doc = read_result(path)
+    assert doc["benchmark"] == "enrolment_consistency" and path.name == "consistency-tiny.json"
+    assert doc["genuine_checks"] == 8 and doc["impostor_checks"] == 12
+    assert all(0.0 <= r["genuine_refused"] <= 1.0 for r in doc["rates"])

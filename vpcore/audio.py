@@ -12,6 +12,7 @@ Both return a 1-D ``float32`` waveform scaled to [-1, 1].
 """
 
 import io
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -67,7 +68,7 @@ def decode_wav(data, sample_rate=SAMPLE_RATE):
     try:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
-        raise AudioDecodeError(f"data is not a parseable WAV file ({exc})") from None
+        raise AudioDecodeError(f"data is not a parseable WAV file ({_reason(exc)})") from None
     if info.format not in ("WAV", "WAVEX"):  # WAVEX: WAVE_FORMAT_EXTENSIBLE
         raise AudioDecodeError(f"data is a {info.format} file, not a WAV file")
     if info.channels != 1:
@@ -83,7 +84,7 @@ def decode_wav(data, sample_rate=SAMPLE_RATE):
     try:
         samples, _ = sf.read(io.BytesIO(data), dtype="int16", always_2d=False)
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise AudioDecodeError(f"WAV sample data cannot be read ({exc})") from None
+        raise AudioDecodeError(f"WAV sample data cannot be read ({_reason(exc)})") from None
     return np.asarray(samples, dtype=np.float32) / 32768.0
 
 
@@ -195,16 +196,24 @@ def load_file(path, sample_rate=SAMPLE_RATE):
     Multi-channel files are averaged to mono; other rates are resampled
     (corpus path only: the service path never converts).
     """
+    if not Path(path).is_file():
+        what = "is a folder, not a file" if Path(path).is_dir() else "does not exist"
+        raise AudioDecodeError(f"audio file {path} {what}")
     try:
         samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise AudioDecodeError(f"cannot read audio file {path}: {exc}") from None
+        raise AudioDecodeError(f"cannot read audio file {path}: {_reason(exc)}") from None
     samples = samples.mean(axis=1)
     if rate != sample_rate:
         import librosa  # imported lazily: only corpora at other rates need it
 
         samples = librosa.resample(samples, orig_sr=rate, target_sr=sample_rate)
     return check_waveform(samples, sample_rate)
+
+
+def _reason(exc):
+    """libsndfile's own words, without the ``Error opening <object at 0x...>`` prefix."""
+    return getattr(exc, "error_string", None) or str(exc)
 
 
 def _check_bytes(data):

@@ -36,13 +36,18 @@ __all__ = ["TrialScores", "file_cache_key", "take_of_file", "score_trials"]
 class TrialScores:
     """Scores of a trial list: parallel arrays plus the trial keys."""
 
-    def __init__(self, enroll, test, labels, llrs, confidences, skipped):
+    def __init__(self, enroll, test, labels, llrs, confidences, skipped, skipped_files=None,
+                 skipped_trials=None):
         self.enroll = enroll
         self.test = test
         self.labels = np.asarray(labels, dtype=bool)
         self.llrs = np.asarray(llrs, dtype=np.float64)
         self.confidences = np.asarray(confidences, dtype=np.float64)
         self.skipped = skipped
+        #: {path: reason} of every audio file that gave no take (enrolment or test)
+        self.skipped_files = dict(skipped_files or {})
+        #: [(enroll key, test, reason)] of every trial left out
+        self.skipped_trials = list(skipped_trials or [])
 
     def __len__(self):
         return len(self.labels)
@@ -69,28 +74,33 @@ def take_of_file(model, path, cache_dir=None):
 
     Returns None when the file has too little speech or cannot be read.
     """
+    return _take_or_reason(model, path, cache_dir)[0]
+
+
+def _take_or_reason(model, path, cache_dir=None):
+    """``(take, None)``, or ``(None, reason)`` when the file gives no take."""
     cached = None
     if cache_dir is not None:
         try:
             cached = Path(cache_dir) / f"{file_cache_key(model, path)}.take"
-        except AudioError:
-            return None  # missing or unreadable: scored as skipped, like bad audio
+        except AudioError as exc:
+            return None, str(exc)  # missing or unreadable: scored as skipped, like bad audio
     if cached is not None and cached.is_file():
-        return Take.from_bytes(cached.read_bytes())
+        return Take.from_bytes(cached.read_bytes()), None
     try:
         take = model.extract(load_file(path, model.feature_options_.sample_rate))
-    except AudioError:
-        return None
+    except AudioError as exc:
+        return None, str(exc)
     if cached is not None:
         tmp = cached.with_suffix(".tmp")
         tmp.write_bytes(take.to_bytes())
         tmp.replace(cached)
-    return take
+    return take, None
 
 
 def _takes(model, paths, cache_dir, n_jobs, progress):
     paths = sorted(set(paths))
-    job = partial(take_of_file, model, cache_dir=cache_dir)
+    job = partial(_take_or_reason, model, cache_dir=cache_dir)
     items = paths
     if progress:
         from tqdm.auto import tqdm
@@ -123,10 +133,23 @@ def score_trials(model, trials_path, root, enrollments_path=None, cache_dir=None
     Returns
     -------
     TrialScores
-        Trials whose audio had too little speech are left out and counted in ``skipped``.
+        Trials whose audio had too little speech (or could not be read) are left out,
+        counted in ``skipped`` and named in ``skipped_trials``; the files behind them
+        are in ``skipped_files`` with the reason.
+
+    Raises
+    ------
+    ParameterError
+        Model trials (``model utt target``) without an enrolment list, a trial model
+        missing from the enrolment list, or no trial left to score.
     """
     root = Path(root)
     trials = read_trials(trials_path)
+    if enrollments_path is None and _model_trials(trials_path):
+        raise ParameterError(
+            f"trial list {trials_path} holds model trials ('model utt target|nontarget'): "
+            "their models are defined by an enrolment list 'model take1 take2 ...', "
+            "which must be given (enrollments_path; --enroll on the command line)")
     enrol = read_enrollments(enrollments_path, root) if enrollments_path else None
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
@@ -141,21 +164,40 @@ def score_trials(model, trials_path, root, enrollments_path=None, cache_dir=None
     files = {root / test for _, _, test in trials}
     for key in {e for _, e, _ in trials}:
         files.update(enrol_paths(key))
-    takes = _takes(model, files, cache_dir, n_jobs, progress)
+    results = _takes(model, files, cache_dir, n_jobs, progress)
+    takes = {p: take for p, (take, _) in results.items()}
+    skipped_files = {str(p): reason for p, (take, reason) in results.items() if take is None}
     voiceprints = {}
     for key in {e for _, e, _ in trials}:
         model_takes = [takes[p] for p in enrol_paths(key) if takes[p] is not None]
         voiceprints[key] = model.enroll(model_takes) if model_takes else None
     rows = []
-    skipped = 0
+    skipped_trials = []
     for label, key, test in trials:
         vp, take = voiceprints[key], takes[root / test]
         if vp is None or take is None:
-            skipped += 1
+            reason = (f"no usable enrolment take of {key}" if vp is None
+                      else f"test file unusable: {skipped_files[str(root / test)]}")
+            skipped_trials.append((key, test, reason))
             continue
         s = model.verify(vp, take)
         rows.append((key, test, label, s.llr, s.confidence))
     if not rows:
-        raise ParameterError(f"no trial of {trials_path} could be scored (all audio unusable)")
+        first = next(iter(sorted(skipped_files.items())), None)
+        example = f"; e.g. {first[0]}: {first[1]}" if first else ""
+        raise ParameterError(f"no trial of {trials_path} could be scored: "
+                             f"{len(skipped_files)} of {len(files)} audio files unusable"
+                             f"{example}")
     e, t, lab, llr, conf = zip(*rows)
-    return TrialScores(list(e), list(t), lab, llr, conf, skipped)
+    return TrialScores(list(e), list(t), lab, llr, conf, len(skipped_trials), skipped_files,
+                       skipped_trials)
+
+
+def _model_trials(path):
+    """True if the trial list is in the ``model utt target|nontarget`` form."""
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            fields = line.split()
+            if fields:
+                return fields[-1] in ("target", "nontarget")
+    return False

@@ -705,6 +705,9 @@ class VoiceprintModel:
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file {str(path)!r} does not exist")
+        if not zipfile.is_zipfile(path):  # np.load would speak of pickles here
+            raise ModelError(f"model file {str(path)!r} is not a vpcore model file "
+                             "(not an .npz archive)")
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}

@@ -51,7 +51,8 @@ class DaskExecutor:
             from distributed import Client
         except ImportError:
             raise ParameterError("scheduler needs dask.distributed: "
-                                 "pip install 'vpcore[dask]'") from None
+                                 "pip install dask distributed (from a vpcore checkout: "
+                                 "pip install '.[dask]')") from None
         if isinstance(scheduler, Client):
             self.client, self._own = scheduler, False
         elif isinstance(scheduler, str) and scheduler:

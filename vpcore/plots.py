@@ -1,4 +1,5 @@
-"""DET curves and score histograms (needs matplotlib: ``pip install 'vpcore[bench]'``)."""
+"""DET curves and score histograms (needs matplotlib: ``pip install '.[bench]'`` from a
+vpcore checkout, or ``pip install matplotlib``)."""
 
 import numpy as np
 from scipy.stats import norm
@@ -16,7 +17,8 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ParameterError("plots need matplotlib: pip install 'vpcore[bench]'") from None
+        raise ParameterError("plots need matplotlib: pip install matplotlib "
+                             "(from a vpcore checkout: pip install '.[bench]')") from None
     return plt
 
 

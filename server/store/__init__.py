@@ -52,7 +52,7 @@ def open_store(url, fingerprint):
         except ImportError as exc:
             raise StoreError(
                 f"VPCORE_STORE={redact_url(url)} needs the PostgreSQL backend "
-                f"(psycopg and psycopg-pool: pip install 'vpcore[postgres]'), "
+                f"(psycopg and psycopg-pool: pip install '.[postgres]'), "
                 f"which cannot be imported: {exc}"
             ) from None
         return PostgresStore(url, fingerprint)

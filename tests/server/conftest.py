@@ -158,7 +158,7 @@ def postgres_url():
         import psycopg_pool  # noqa: F401
     except ImportError as exc:
         pytest.skip(f"psycopg / psycopg-pool are not installed ({exc}): "
-                    "pip install 'vpcore[postgres]'")
+                    "pip install '.[postgres]'")
     try:
         with psycopg.connect(url, connect_timeout=5) as conn:
             conn.execute("SELECT 1")
@@ -270,7 +270,7 @@ def make_app(model, new_store_url):
 
     def make(model=model, store=None, **config):
         config.setdefault("retry_interval", 0.0)
-        # The service default (0.1) is chosen for the shipped model; the small test
+        # The service default (0.2) is chosen for the shipped model; the small test
         # model's calibration is coarser, so the tests use a stricter consistency check.
         config.setdefault("consistency_threshold", 0.5)
         cfg = Config(store=str(store or new_store_url()), **config)

@@ -25,7 +25,7 @@ from vpserver_support import (ContendedEnrolment, ServerProcess, assert_envelope
                               verify_body)
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: "
-                              "pip install 'vpcore[postgres]' to test the PostgreSQL backend")
+                              "pip install '.[postgres]' to test the PostgreSQL backend")
 store_pg = pytest.importorskip("server.store.postgres",
                                reason="server.store.postgres cannot be imported")
 
