@@ -215,7 +215,7 @@ def test_missing_audio_file_is_named(trained, corpus_dir, tmp_path, capsys):
     code = main(["enroll", "--model", str(trained), "--out", str(tmp_path / "vp"), str(take),
                  str(missing)])
     err = capsys.readouterr().err
-    assert code == 2 and f"{missing} does not exist" in err and "System error" not in err
+    assert code == 2 and f"{missing}: the file does not exist" in err and "System error" not in err
 
 
 def test_info_on_a_wav_says_it_is_not_a_model(corpus_dir, capsys):
@@ -290,6 +290,6 @@ def test_score_continues_past_bad_files_and_exits_1(trained, corpus_dir, tmp_pat
     assert main(["score", "--model", str(trained), "--voiceprint", str(vp)] + batch) == 1
     captured = capsys.readouterr()
     assert [line.split("\t")[0] for line in captured.out.splitlines()] == good
-    assert f"{tmp_path / 'missing.wav'} does not exist" in captured.err
+    assert f"{tmp_path / 'missing.wav'}: the file does not exist" in captured.err
     assert f"{quiet}" in captured.err and "too little speech" in captured.err
     assert "2 of 4 file(s) could not be scored" in captured.err

@@ -197,8 +197,8 @@ def load_file(path, sample_rate=SAMPLE_RATE):
     (corpus path only: the service path never converts).
     """
     if not Path(path).is_file():
-        what = "is a folder, not a file" if Path(path).is_dir() else "does not exist"
-        raise AudioDecodeError(f"audio file {path} {what}")
+        what = "it is a folder" if Path(path).is_dir() else "the file does not exist"
+        raise AudioDecodeError(f"cannot read audio file {path}: {what}")
     try:
         samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:

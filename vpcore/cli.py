@@ -88,8 +88,8 @@ def _check_inputs(option, paths):
     """Raise AudioError naming the first input file that does not exist."""
     for p in paths:
         if not Path(p).is_file():
-            what = "is a folder, not a file" if Path(p).is_dir() else "does not exist"
-            raise AudioError(f"{option} audio file {p} {what}")
+            what = "it is a folder" if Path(p).is_dir() else "the file does not exist"
+            raise AudioError(f"cannot read {option} audio file {p}: {what}")
 
 
 def _need_module(module, option, extra):
@@ -246,7 +246,7 @@ def _score(args):
     for p in args.audio:
         try:
             if not Path(p).is_file():
-                raise AudioError(f"audio file {p} does not exist")
+                raise AudioError(f"cannot read audio file {p}: the file does not exist")
             s = model.verify(vp, _take(model, p))
         except VpcoreError as exc:
             failed += 1
