@@ -209,7 +209,7 @@ def score_systems(model, trials, enrol, utts, gmm_top_k=None, relevance=16.0, pr
         raw = np.empty(len(idx))
         for n in np.unique(n_enrol[idx]):
             sel = np.flatnonzero(n_enrol[idx] == n)
-            means = V[idx[sel], :-4].astype(np.float64)
+            means = V[idx[sel], model.scorer_.layout.mean].astype(np.float64)
             raw[sel] = model.plda_.score_projected(means, float(n), z)[:, 0]
         normed, conf = model.score_many(V[idx], take)
         scores["plda"][rows] = raw

@@ -53,7 +53,7 @@ def voiceprint_blobs(model, V):
     from vpcore.model import Voiceprint
 
     first = Voiceprint.from_vector(V[0], model.fingerprint)
-    if first.n != 3 or not np.all(np.rint(V[:, -4]) == 3):
+    if first.n != 3 or not np.all(np.rint(model.scorer_.layout.column(V, "n")) == 3):
         raise ValueError("every generated row must be an enrolment of 3 takes")
     header = first.to_bytes()[:-4 * V.shape[1]]
     rows = np.ascontiguousarray(V, dtype="<f4")

@@ -50,8 +50,9 @@ def real_voiceprints(model, n_voices, root=None):
 def make_gallery(model, real, N, seed=0, chunk=100_000):
     """N voiceprint rows (float32): the real ones first, the rest generated (see module doc)."""
     rng = np.random.default_rng(seed)
-    R = len(model.plda_.mean_)
-    V = np.empty((N, R + 4), dtype=np.float32)
+    layout = model.scorer_.layout
+    R = layout.rank
+    V = np.empty((N, layout.width), dtype=np.float32)
     real_rows = np.stack([v.vector for v in real])[:N]
     V[:len(real_rows)] = real_rows
     sd = np.sqrt(model.plda_.psi_ + 1.0 / 3.0).astype(np.float32)
@@ -60,11 +61,10 @@ def make_gallery(model, real, N, seed=0, chunk=100_000):
     for start in range(len(real_rows), N, chunk):
         stop = min(N, start + chunk)
         m = rng.standard_normal((stop - start, R), dtype=np.float32) * sd
-        V[start:stop, :R] = m
-        V[start:stop, R] = 3.0
-        V[start:stop, R + 1] = model.plda_.quad_term(m.astype(np.float64), 3.0)
-        V[start:stop, R + 2] = rng.normal(nm.mean(), nm.std() + 1e-3, stop - start)
-        V[start:stop, R + 3] = np.abs(rng.normal(ns.mean(), ns.std() + 1e-3, stop - start)) + 1e-3
+        V[start:stop] = layout.pack(
+            m, 3.0, model.plda_.quad_term(m.astype(np.float64), 3.0),
+            rng.normal(nm.mean(), nm.std() + 1e-3, stop - start),
+            np.abs(rng.normal(ns.mean(), ns.std() + 1e-3, stop - start)) + 1e-3)
     return V
 
 

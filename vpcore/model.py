@@ -18,12 +18,10 @@ import hashlib
 import io
 import json
 import os
-import struct
 import tempfile
 import time
 import warnings
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,15 +33,15 @@ from ._validation import check_array, check_fitted, check_float, check_int, chec
 from .audio import check_waveform
 from .backend import Backend
 from .calibration import LogisticCalibration
-from .errors import (AudioConstraintError, AudioError, ModelError, NotFittedError, ParameterError,
-                     TooLittleSpeechError)
+from .errors import AudioConstraintError, ModelError, ParameterError, TooLittleSpeechError
 from .features import FeatureOptions, extract_features
 from .ivector import TotalVariability
-from .normalisation import as_norm, top_n_stats
 from .parallel import get_executor
 from .plda import PLDA
+from .scoring import Scorer
 from .stats import compute_stats
 from .ubm import DiagonalGMM
+from .voiceprint import Score, Take, Voiceprint, check_takes
 
 __all__ = ["FORMAT_VERSION", "Take", "Voiceprint", "Score", "VoiceprintModel", "load_model",
            "default_model_path"]
@@ -51,117 +49,9 @@ __all__ = ["FORMAT_VERSION", "Take", "Voiceprint", "Score", "VoiceprintModel", "
 #: Version of the saved model format; a file of another version does not load.
 FORMAT_VERSION = 1
 
-_TAKE_MAGIC = b"VPT1"
-_VP_MAGIC = b"VPV1"
-
-
 def default_model_path():
     """Path of the model shipped inside the package."""
     return Path(__file__).resolve().parent / "data" / "default_model.npz"
-
-
-@dataclass(frozen=True)
-class Score:
-    """Result of scoring a probe.
-
-    ``llr`` is the PLDA log-likelihood ratio after AS-norm (when enabled): a
-    score, not yet calibrated; ``model.calibration_.predict_llr(llr)`` gives the
-    calibrated LLR. ``confidence`` is the calibrated posterior in [0, 1].
-    """
-
-    llr: float
-    confidence: float
-
-
-@dataclass(frozen=True)
-class Take:
-    """One utterance as the model sees it.
-
-    Attributes
-    ----------
-    vector : ndarray of shape (R,), float32
-        The utterance in the PLDA's diagonal space.
-    n_frames : int
-        Speech frames behind it.
-    fingerprint : str
-        Fingerprint of the model that made it.
-    """
-
-    vector: np.ndarray
-    n_frames: int
-    fingerprint: str
-
-    def to_bytes(self):
-        fp = self.fingerprint.encode("ascii")
-        head = _TAKE_MAGIC + struct.pack("<IIB", len(self.vector), self.n_frames, len(fp)) + fp
-        return head + np.asarray(self.vector, dtype="<f4").tobytes()
-
-    @classmethod
-    def from_bytes(cls, data):
-        dim, n_frames, fp, rest = _unpack(data, _TAKE_MAGIC, "take")
-        if len(rest) != 4 * dim:
-            raise ModelError(f"take bytes hold {len(rest)} data bytes, expected {4 * dim}")
-        return cls(np.frombuffer(rest, dtype="<f4").astype(np.float32), n_frames, fp)
-
-
-@dataclass(frozen=True)
-class Voiceprint:
-    """An enrolment: the mean of its takes in PLDA space and what scoring needs.
-
-    Attributes
-    ----------
-    mean : ndarray of shape (R,)
-    n : int
-        Number of takes.
-    quad : float
-        The enrolment's quadratic term of the PLDA LLR (precomputed).
-    norm_mean, norm_std : float
-        Enrolment-side AS-norm statistics (0 and 1 when AS-norm is off).
-    fingerprint : str
-    """
-
-    mean: np.ndarray
-    n: int
-    quad: float
-    norm_mean: float
-    norm_std: float
-    fingerprint: str
-
-    @property
-    def vector(self):
-        """Packed float32 row ``[mean (R), n, quad, norm_mean, norm_std]``."""
-        tail = [self.n, self.quad, self.norm_mean, self.norm_std]
-        return np.concatenate([self.mean, tail]).astype(np.float32)
-
-    @classmethod
-    def from_vector(cls, vector, fingerprint):
-        v = np.asarray(vector, dtype=np.float32)
-        return cls(v[:-4].copy(), int(round(float(v[-4]))), float(v[-3]), float(v[-2]),
-                   float(v[-1]), fingerprint)
-
-    def to_bytes(self):
-        fp = self.fingerprint.encode("ascii")
-        v = self.vector
-        return (_VP_MAGIC + struct.pack("<IIB", len(v), self.n, len(fp)) + fp
-                + v.astype("<f4").tobytes())
-
-    @classmethod
-    def from_bytes(cls, data):
-        dim, _, fp, rest = _unpack(data, _VP_MAGIC, "voiceprint")
-        if len(rest) != 4 * dim:
-            raise ModelError(f"voiceprint bytes hold {len(rest)} data bytes, expected {4 * dim}")
-        return cls.from_vector(np.frombuffer(rest, dtype="<f4"), fp)
-
-
-def _unpack(data, magic, what):
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ParameterError(f"{what} data must be bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) < 13 or data[:4] != magic:
-        raise ModelError(f"bytes are not a serialised {what} (bad magic)")
-    dim, count, fp_len = struct.unpack("<IIB", data[4:13])
-    fp = data[13:13 + fp_len].decode("ascii", errors="replace")
-    return dim, count, fp, data[13 + fp_len:]
 
 
 def _features_or_none(samples, options):
@@ -471,9 +361,9 @@ class VoiceprintModel:
         spk = np.asarray([str(s) for s in speakers])
         # Cross-validated scores for calibration, then the final backend on everything.
         cal_scores, cal_labels = self._cv_scores(ivecs, spk)
-        self.backend_, self.plda_, self.cohort_ = self._fit_backend(ivecs, spk)
-        self.calibration_ = LogisticCalibration(prior=self.calibration_prior)
-        self.calibration_.fit(cal_scores, cal_labels)
+        self.backend_, plda, cohort = self._fit_backend(ivecs, spk)
+        calibration = LogisticCalibration(prior=self.calibration_prior).fit(cal_scores, cal_labels)
+        self.scorer_ = Scorer(plda, cohort, self.asnorm_top, calibration)
         self.training_summary_ = {
             "backend_units": int(len(spk)),
             "calibration_trials": {"target": int(cal_labels.sum()),
@@ -519,15 +409,9 @@ class VoiceprintModel:
                 enrol_means.append(Z[idx[:3]].mean(axis=0))
                 probes.append(Z[idx[3:]])
                 probe_spk += [s] * (len(idx) - 3)
-            enrol_means = np.stack(enrol_means)
-            probes = np.concatenate(probes)
-            raw = plda.score_projected(enrol_means, 3, probes)
-            if self.asnorm_top is not None:
-                e_stats = top_n_stats(plda.score_projected(enrol_means, 3, cohort), self.asnorm_top)
-                t_stats = top_n_stats(plda.score_projected(cohort, 1, probes).T, self.asnorm_top)
-                raw = as_norm(raw, (e_stats[0][:, None], e_stats[1][:, None]),
-                              (t_stats[0][None, :], t_stats[1][None, :]))
-            scores.append(raw.ravel())
+            scorer = Scorer(plda, cohort, self.asnorm_top)
+            rows = scorer.prepare(scorer.enrol(np.stack(enrol_means), 3, np.float64), np.float64)
+            scores.append(scorer.scores(rows, np.concatenate(probes)).ravel())
             labels.append((np.asarray(fold)[:, None] == np.asarray(probe_spk)[None, :]).ravel())
         return np.concatenate(scores), np.concatenate(labels)
 
@@ -550,8 +434,26 @@ class VoiceprintModel:
     @property
     def voiceprint_dim(self):
         """Length of :attr:`Voiceprint.vector` rows."""
-        check_fitted(self, "plda_")
-        return len(self.plda_.mean_) + 4
+        check_fitted(self, "scorer_")
+        return self.scorer_.layout.width
+
+    @property
+    def plda_(self):
+        """The fitted :class:`~vpcore.plda.PLDA` (the scorer's)."""
+        check_fitted(self, "scorer_")
+        return self.scorer_.plda
+
+    @property
+    def cohort_(self):
+        """AS-norm cohort (K, R) in PLDA space (the scorer's)."""
+        check_fitted(self, "scorer_")
+        return self.scorer_.cohort
+
+    @property
+    def calibration_(self):
+        """The fitted :class:`~vpcore.calibration.LogisticCalibration` (the scorer's)."""
+        check_fitted(self, "scorer_")
+        return self.scorer_.calibration
 
     # ---------------------------------------------------------------- inference ---
     def extract(self, samples):
@@ -579,41 +481,15 @@ class VoiceprintModel:
             raise AudioConstraintError("the audio gave a non-finite voiceprint (it is not speech)")
         return Take(z.astype(np.float32), int(len(feats)), self.fingerprint_)
 
-    def _check_takes(self, takes, name="takes"):
-        if isinstance(takes, Take):
-            takes = [takes]
-        if not takes:
-            raise ParameterError(f"{name} is empty: at least one take is needed")
-        for t in takes:
-            if not isinstance(t, Take):
-                raise ParameterError(f"{name} must hold Take objects, got {type(t).__name__}")
-            if t.fingerprint != self.fingerprint:
-                raise ModelError(f"take of model {t.fingerprint} cannot be used with model "
-                                 f"{self.fingerprint}")
-        return list(takes)
-
     def enroll(self, takes):
         """Takes (or waveforms) of one speaker -> :class:`Voiceprint`."""
         check_fitted(self, "fingerprint_")
         if isinstance(takes, (list, tuple)) and takes and not isinstance(takes[0], Take):
             takes = [self.extract(t) for t in takes]
-        takes = self._check_takes(takes)
-        n = len(takes)
+        takes = check_takes(takes, self.fingerprint)
         mean = np.mean([t.vector.astype(np.float64) for t in takes], axis=0)
-        mean32 = mean.astype(np.float32)
-        quad = float(self.plda_.quad_term(mean32.astype(np.float64), n))
-        norm_mean, norm_std = 0.0, 1.0
-        if self.asnorm_top is not None:
-            cohort_scores = self.plda_.score_projected(mean32[None, :].astype(np.float64), n,
-                                                       self.cohort_)[0]
-            norm_mean, norm_std = (float(v) for v in top_n_stats(cohort_scores, self.asnorm_top))
-        return Voiceprint(mean32, n, quad, norm_mean, norm_std, self.fingerprint)
-
-    def _probe_norm(self, z):
-        if self.asnorm_top is None:
-            return 0.0, 1.0
-        scores = self.plda_.score_projected(self.cohort_, 1, z[None, :])[:, 0]
-        return top_n_stats(scores, self.asnorm_top)
+        row = self.scorer_.enrol(mean[None, :], len(takes))[0]
+        return Voiceprint.from_vector(row, self.fingerprint)
 
     def score_many(self, V, take):
         """Score one probe against many voiceprints in one vectorised pass.
@@ -640,7 +516,7 @@ class VoiceprintModel:
 
         check_fitted(self, "fingerprint_")
         llr = Gallery(self, V).scores(take).astype(np.float64)
-        return llr, self.calibration_.predict_proba(llr)
+        return llr, self.scorer_.confidence(llr)
 
     def verify(self, voiceprint, take):
         """Score one probe against one voiceprint -> :class:`Score`."""
@@ -655,7 +531,7 @@ class VoiceprintModel:
 
     def consistency(self, previous_takes, take):
         """Confidence that ``take`` is the speaker of ``previous_takes`` (enrolment check)."""
-        previous = self._check_takes(previous_takes, "previous_takes")
+        previous = check_takes(previous_takes, self.fingerprint, "previous_takes")
         return self.verify(self.enroll(previous), take).confidence
 
     # -------------------------------------------------------------- persistence ---
@@ -738,10 +614,11 @@ class VoiceprintModel:
                                      wccn=header["options"]["wccn"],
                                      length_norm=header["backend"]["length_norm"])
             model.backend_.set_arrays(arrays["backend_mean"], arrays["backend_projection"])
-            model.plda_ = PLDA().set_arrays(arrays["plda_mean"], arrays["plda_between"],
-                                            arrays["plda_within"])
-            model.cohort_ = check_array("cohort", arrays["cohort"], ndim=2)
-            model.calibration_ = LogisticCalibration.from_dict(header["calibration"])
+            plda = PLDA().set_arrays(arrays["plda_mean"], arrays["plda_between"],
+                                     arrays["plda_within"])
+            model.scorer_ = Scorer(plda, check_array("cohort", arrays["cohort"], ndim=2),
+                                   model.asnorm_top,
+                                   LogisticCalibration.from_dict(header["calibration"]))
             model.training_summary_ = header.get("training", {})
         except (KeyError, TypeError, ParameterError) as exc:
             raise ModelError(f"model file {str(path)!r} is inconsistent: {exc}") from None
