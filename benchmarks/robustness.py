@@ -43,7 +43,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from benchmarks import common
+from benchmarks import accuracy, common
 
 THRESHOLD = 0.7
 #: The service's default enrolment consistency threshold (server/config.py).
@@ -122,7 +122,7 @@ class Protocol:
 
     def __init__(self, data, cache_dir):
         root = Path(data)
-        self.trials, self.enrol = common.read_protocol(root / common.DEV_TRIALS, root,
+        self.trials, self.enrol = accuracy.read_protocol(root / common.DEV_TRIALS, root,
                                                        root / common.DEV_ENROLL)
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
