@@ -4,6 +4,9 @@ Views are thin: parse (``server.parsing``), call the service
 (``server.service``), wrap the result in the envelope. Every exception goes
 through :func:`server.errors.status_for`, the one table that maps library
 and store exceptions to the contract's status codes.
+
+``GET /console`` serves the browser console (``server/static/``): a page that
+drives this same API from the browser, outside the specification's envelope.
 """
 
 import importlib.resources
@@ -11,7 +14,7 @@ import logging
 import time
 import uuid
 
-from flask import Flask, g, request
+from flask import Flask, abort, g, request
 from werkzeug.exceptions import HTTPException
 
 from .config import Config
@@ -54,7 +57,7 @@ def create_app(config=None, model=None):
         Default: loaded from ``config.model_path`` (None: the shipped model).
     """
     config = Config.from_env() if config is None else config
-    app = Flask("server")
+    app = Flask("server", static_folder=None)  # the console's files are served below
     app.config["MAX_CONTENT_LENGTH"] = config.max_body
     app.json.sort_keys = False
     app.json.ensure_ascii = True
@@ -125,6 +128,9 @@ def create_app(config=None, model=None):
     route("/unregister", "POST", unregister)
     route("/health", "GET", health)
     route("/openapi.json", "GET", openapi)
+    route("/console", "GET", console_page)
+    app.add_url_rule("/console/<name>", "console_file", console_file, methods=["GET"],
+                     provide_automatic_options=False)
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
@@ -167,6 +173,43 @@ def create_app(config=None, model=None):
         return envelope(status, message, data, http_status)
 
     return app
+
+
+#: Files of the browser console (server/static/) and their media types.
+CONSOLE_FILES = {
+    "console.html": "text/html",
+    "console.css": "text/css",
+    "console.js": "text/javascript",
+    "recorder-worklet.js": "text/javascript",
+}
+
+#: The console loads nothing but its own files and talks only to this service.
+CONSOLE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
+                  "img-src 'self' data:; connect-src 'self'; media-src 'self' blob:; "
+                  "object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
+
+
+def console_page():
+    """``GET /console``: the browser page to try the service (no build step, works offline)."""
+    return _console_response("console.html")
+
+
+def console_file(name):
+    """``GET /console/<name>``: the page's stylesheet and scripts."""
+    if name not in CONSOLE_FILES or name == "console.html":
+        abort(404)
+    return _console_response(name)
+
+
+def _console_response(name):
+    from flask import current_app
+
+    body = importlib.resources.files("server").joinpath("static", name).read_bytes()
+    response = current_app.response_class(body, mimetype=CONSOLE_FILES[name])
+    response.headers["Content-Security-Policy"] = CONSOLE_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
 
 
 def _task_id():
