@@ -129,7 +129,7 @@ def create_app(config=None, model=None):
     route("/health", "GET", health)
     route("/openapi.json", "GET", openapi)
     route("/console", "GET", console_page)
-    app.add_url_rule("/console/<name>", "console_file", console_file, methods=["GET"],
+    app.add_url_rule("/console/static/<name>", "console_file", console_file, methods=["GET"],
                      provide_automatic_options=False)
 
     @app.errorhandler(HTTPException)
@@ -195,7 +195,7 @@ def console_page():
 
 
 def console_file(name):
-    """``GET /console/<name>``: the page's stylesheet and scripts."""
+    """``GET /console/static/<name>``: the page's stylesheet and scripts."""
     if name not in CONSOLE_FILES or name == "console.html":
         abort(404)
     return _console_response(name)

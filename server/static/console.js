@@ -200,6 +200,7 @@
   const recorder = {
     context: null,
     chunks: null,     // Float32Array blocks while recording, else null
+    collected: 0,     // frames in chunks
     opening: null,
 
     available() {
@@ -230,7 +231,7 @@
           "in the browser, or upload a WAV file");
       }
       const context = new AudioContext();
-      await context.audioWorklet.addModule("console/recorder-worklet.js");
+      await context.audioWorklet.addModule("console/static/recorder-worklet.js");
       const node = new AudioWorkletNode(context, "vpcore-recorder");
       node.port.onmessage = (event) => this._block(event.data);
       const silent = context.createGain();
@@ -242,7 +243,7 @@
     },
 
     _block(block) {
-      if (this.chunks) this.chunks.push(block);
+      if (this.chunks) { this.chunks.push(block); this.collected += block.length; }
       let peak = 0;
       let energy = 0;
       for (let i = 0; i < block.length; i++) {
@@ -262,21 +263,27 @@
         await sleep(1000);
       }
       this.chunks = [];
-      const end = performance.now() + 1000 * seconds;
+      this.collected = 0;
+      const wanted = Math.round(seconds * this.context.sampleRate);  // exactly ``seconds``
       status.textContent = "speak now";
       status.classList.add("live");
-      while (performance.now() < end) {
-        status.textContent = `speak now: ${((end - performance.now()) / 1000).toFixed(1)} s left`;
-        await sleep(100);
+      while (this.collected < wanted) {
+        const left = (wanted - this.collected) / this.context.sampleRate;
+        status.textContent = `speak now: ${left.toFixed(1)} s left`;
+        await sleep(50);
       }
       const chunks = this.chunks;
       this.chunks = null;
       status.classList.remove("live");
       status.textContent = "recorded";
-      const total = chunks.reduce((n, c) => n + c.length, 0);
-      const samples = new Float32Array(total);
+      const samples = new Float32Array(wanted);
       let offset = 0;
-      for (const c of chunks) { samples.set(c, offset); offset += c.length; }
+      for (const c of chunks) {
+        if (offset >= wanted) break;
+        const part = c.subarray(0, wanted - offset);
+        samples.set(part, offset);
+        offset += part.length;
+      }
       return resample(samples, this.context.sampleRate);
     },
   };

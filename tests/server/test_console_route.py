@@ -18,17 +18,18 @@ def test_console_page_is_served_with_its_policy(api):
     assert response.headers["Content-Security-Policy"] == CONSOLE_POLICY
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     page = response.get_data(as_text=True)
-    assets = re.findall(r'(?:src|href)="(console/[^"]+)"', page)
-    assert sorted(assets) == ["console/console.css", "console/console.js"]
-    for asset in assets + ["console/recorder-worklet.js"]:  # the worklet is loaded by the JS
+    assets = re.findall(r'(?:src|href)="(console/static/[^"]+)"', page)
+    assert sorted(assets) == ["console/static/console.css", "console/static/console.js"]
+    for asset in assets + ["console/static/recorder-worklet.js"]:  # the worklet is loaded by the JS
         got = api.client.get("/" + asset)
         assert got.status_code == 200, asset
-        assert got.mimetype == CONSOLE_FILES[asset.split("/")[1]]
-        assert got.data == (STATIC / asset.split("/")[1]).read_bytes()
+        assert got.mimetype == CONSOLE_FILES[asset.split("/")[2]]
+        assert got.data == (STATIC / asset.split("/")[2]).read_bytes()
 
 
-@pytest.mark.parametrize("path", ["/console/missing.js", "/console/console.html",
-                                  "/console/..%2fapp.py", "/static/console.js"])
+@pytest.mark.parametrize("path", ["/console/static/missing.js",
+                                  "/console/static/console.html", "/console/console.js",
+                                  "/console/static/..%2fapp.py", "/static/console.js"])
 def test_nothing_else_is_served(api, path):
     body = api.get(path, expect_http=404)
     assert body["status"] == "22121" and body["data"] is None
