@@ -15,6 +15,7 @@ from vpcore.errors import AudioError, TooLittleSpeechError
 from vpcore.gallery import Gallery
 from vpcore.model import Take, Voiceprint, load_model
 from vpcore.quality import QualityThresholds, advice, assess
+from vpcore.repeats import check_not_repeated
 
 from .errors import (
     ALREADY_COMPLETED,
@@ -205,6 +206,7 @@ class VoiceprintService:
                 if k > count + 1:
                     raise ApiError(PREVIOUS_MISSING, data={"user_name": name, "enroll_num": count})
                 previous = [Take.from_bytes(b) for b in stored[: k - 1]]
+                check_not_repeated(previous, take)  # RepeatedTakeError -> 22124
                 if previous:
                     consistency = float(model.consistency(previous, take))
                     if not consistency >= self.config.consistency_threshold:

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from .audio import load_file
 from .corpus import data_root, read_corpus, read_list
-from .errors import AudioError, ModelError, ParameterError, VpcoreError
+from .errors import AudioError, ModelError, ParameterError, RepeatedTakeError, VpcoreError
 from .features import FeatureOptions
+from .repeats import check_not_repeated
 from .vad import VadOptions
 
 __all__ = ["main", "build_parser", "corpus_size_warnings"]
@@ -228,7 +229,15 @@ def _enroll(args):
     _check_output("--out", args.out)
     _check_inputs("enrolment", args.audio)
     model = _load(args.model)
-    vp = model.enroll([_take(model, p) for p in args.audio])
+    takes = []
+    for p in args.audio:
+        take = _take(model, p)
+        try:
+            check_not_repeated(takes, take)
+        except RepeatedTakeError as exc:
+            raise RepeatedTakeError(f"{p}: {exc}") from None
+        takes.append(take)
+    vp = model.enroll(takes)
     Path(args.out).write_bytes(vp.to_bytes())
     print(f"voiceprint of {len(args.audio)} take(s) written to {args.out}", file=sys.stderr)
     return 0

@@ -13,6 +13,8 @@ __all__ = [
     "AudioDecodeError",
     "AudioConstraintError",
     "TooLittleSpeechError",
+    "NotSpeechError",
+    "RepeatedTakeError",
     "ModelError",
     "NotFittedError",
     "ConvergenceWarning",
@@ -41,6 +43,16 @@ class AudioConstraintError(AudioError):
 
 class TooLittleSpeechError(AudioConstraintError):
     """Voice-activity detection kept too few speech frames to model a voice."""
+
+
+class NotSpeechError(TooLittleSpeechError):
+    """The audio is loud enough but is not speech (noise, a tone, hum, music):
+    see :mod:`vpcore.speech`."""
+
+
+class RepeatedTakeError(AudioConstraintError):
+    """An enrolment take is a copy of an earlier take of the same enrolment:
+    see :mod:`vpcore.repeats`."""
 
 
 class ModelError(VpcoreError, RuntimeError):

@@ -39,6 +39,7 @@ from .ivector import TotalVariability
 from .parallel import get_executor
 from .plda import PLDA
 from .scoring import Scorer
+from .speech import check_speech
 from .stats import compute_stats
 from .ubm import DiagonalGMM
 from .voiceprint import Score, Take, Voiceprint, check_takes
@@ -464,11 +465,14 @@ class VoiceprintModel:
         AudioError
             The waveform is not a finite 1-D array.
         TooLittleSpeechError
-            The VAD found too little speech.
+            The VAD found too little speech; :class:`~vpcore.errors.NotSpeechError`
+            (a subclass) when the sound is not speech (:func:`vpcore.speech.check_speech`).
         """
         check_fitted(self, "fingerprint_")
-        feats = extract_features(check_waveform(samples, self.feature_options_.sample_rate),
-                                 self.feature_options_)
+        rate = self.feature_options_.sample_rate
+        x = check_waveform(samples, rate)
+        feats = extract_features(x, self.feature_options_)  # silence: too little speech
+        check_speech(x, rate)  # noise, tones, hum and music are not a voice
         return self.take_from_features(feats)
 
     def take_from_features(self, feats):
