@@ -293,3 +293,13 @@ def test_score_continues_past_bad_files_and_exits_1(trained, corpus_dir, tmp_pat
     assert f"{tmp_path / 'missing.wav'}: the file does not exist" in captured.err
     assert f"{quiet}" in captured.err and "too little speech" in captured.err
     assert "2 of 4 file(s) could not be scored" in captured.err
+
+
+def test_enroll_refuses_the_same_file_twice(trained, corpus_dir, tmp_path, capsys):
+    take = str(sorted((corpus_dir / "spk000").glob("*.wav"))[0])
+    other = str(sorted((corpus_dir / "spk000").glob("*.wav"))[1])
+    code = main(["enroll", "--model", str(trained), "--out", str(tmp_path / "vp"), take, other,
+                 take])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{take}: " in err and "copy of take 1" in err
+    assert not (tmp_path / "vp").exists()

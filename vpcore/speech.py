@@ -223,18 +223,18 @@ def check_speech(samples, sample_rate=SAMPLE_RATE, thresholds=THRESHOLDS):
     if cues.modulation < t.min_modulation:
         raise NotSpeechError(
             f"syllabic modulation={cues.modulation:.3f} must be at least {t.min_modulation}: "
-            "the sound is steady (noise, a tone, hum or a held chord), not speech")
+            "not speech (the sound is steady: noise, a tone, hum or a held chord)")
     if cues.voiced < t.min_voiced:
         raise NotSpeechError(
-            f"voiced fraction={cues.voiced:.3f} must be at least {t.min_voiced}: no vowels "
-            "(periodic sound in the pitch range of voices), not speech")
+            f"voiced fraction={cues.voiced:.3f} must be at least {t.min_voiced}: not speech "
+            "(no vowels: no periodic sound in the pitch range of voices)")
     if cues.pitch_glide < t.min_pitch_glide:
         raise NotSpeechError(
-            f"pitch glide={cues.pitch_glide:.3f} must be at least {t.min_pitch_glide}: the "
-            "pitch holds or steps like a tone or an instrument, not like a voice")
+            f"pitch glide={cues.pitch_glide:.3f} must be at least {t.min_pitch_glide}: not "
+            "speech (the pitch holds or steps like a tone or an instrument, not like a voice)")
     if cues.rhythm_regularity > t.max_rhythm_regularity:
         raise NotSpeechError(
             f"rhythm regularity={cues.rhythm_regularity:.3f} must be at most "
-            f"{t.max_rhythm_regularity}: the sound repeats itself exactly (a siren, a beat, "
-            "clicks), not speech")
+            f"{t.max_rhythm_regularity}: not speech (the sound repeats itself exactly: a "
+            "siren, a beat, clicks)")
     return cues
