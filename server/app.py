@@ -38,6 +38,7 @@ from .parsing import (
     read_body as read_limited_body,
     usable_user_name,
 )
+from .security import AUDITED_PATHS, AuditLog, TokenCheck, audit_record, load_tokens
 from .service import VoiceprintService
 
 __all__ = ["create_app"]
@@ -63,17 +64,32 @@ def create_app(config=None, model=None):
     app.json.ensure_ascii = True
     service = VoiceprintService(config, model)
     app.extensions["vpcore"] = service
+    tokens = TokenCheck(load_tokens(config.api_token) if config.api_token else ())
+    audit = AuditLog(config.audit_log) if config.audit_log else None
 
     @app.before_request
     def start():
         g.task_id = str(uuid.uuid4())
         g.start = time.perf_counter()
         g.echo = None
+        if not tokens.allows(request.path, request.headers.get("Authorization")):
+            raise ApiError(INVALID_PARAMETER, data=None, http_status=401, message=(
+                f"{STATUSES[INVALID_PARAMETER]}: this service requires the header "
+                "'Authorization: Bearer <token>' with a valid token"))
 
     @app.after_request
     def finish(response):
         task_id = _task_id()
         response.headers["X-Task-Id"] = task_id
+        if response.status_code == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="vpcore"'
+        if audit is not None and request.path in AUDITED_PATHS:
+            try:
+                audit.write(audit_record(task_id, request.path, g.get("echo"),
+                                         g.get("api_status", "-"), request.remote_addr))
+            except OSError as exc:
+                log.error("task_id=%s audit log %s not written: %s", task_id, audit.target,
+                          exc.strerror or type(exc).__name__)
         elapsed = (time.perf_counter() - g.get("start", time.perf_counter())) * 1000.0
         access_log.info(
             "%s %s %d %s %.1fms task_id=%s", _loggable(request.method),

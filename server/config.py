@@ -21,6 +21,24 @@ variable                         default                      meaning
 ``VPCORE_THREADS``               ``4``                        threads per worker (gthread)
 ``VPCORE_TIMEOUT``               ``60``                       gunicorn worker timeout, seconds
 ``VPCORE_LOG_LEVEL``             ``INFO``                     log level of the service
+``VPCORE_API_TOKEN``             (none: no authentication)    bearer token(s) every request but
+                                                              ``/health``, ``/openapi.json``
+                                                              and the console page must carry:
+                                                              comma-separated, or the path of a
+                                                              file holding them
+``VPCORE_STORE_KEY``             (none: no encryption)        path of the 32-byte key file that
+                                                              encrypts takes and voiceprints
+                                                              (``vpcore-server new-key PATH``)
+``VPCORE_AUDIT_LOG``             (none: no audit log)         ``-`` (standard output) or a file:
+                                                              one JSON line per enrol, verify
+                                                              and unregister request
+``VPCORE_GUARD_FAILURES``        ``0`` (off)                  failed 1-v-1 verifications of a
+                                                              user after which its further
+                                                              1-v-1 attempts get 22137 ...
+``VPCORE_GUARD_WINDOW``          ``300``                      ... until this many seconds have
+                                                              passed since those failures
+``VPCORE_GUARD_CONFIDENCE``      ``0.5``                      a 1-v-1 confidence below this is a
+                                                              failed verification
 ================================ ============================ ==================================
 
 A bad value raises :class:`ConfigError` naming the variable, the value and the rule.
@@ -65,6 +83,13 @@ class Config:
     log_level: str = "INFO"
     #: seconds between two attempts to load a model / open a store that failed
     retry_interval: float = 5.0
+    #: VPCORE_API_TOKEN as given (tokens, or a file of them); never shown in a repr
+    api_token: str | None = dataclasses.field(default=None, repr=False)
+    store_key: str | None = None
+    audit_log: str | None = None
+    guard_failures: int = 0
+    guard_window: int = 300
+    guard_confidence: float = 0.5
 
     def __post_init__(self):
         _check_int("VPCORE_PORT", self.port, 1, 65535)
@@ -79,6 +104,20 @@ class Config:
                 f"VPCORE_CONSISTENCY_THRESHOLD={self.consistency_threshold!r} "
                 "must be a number in [0, 1]"
             )
+        _check_int("VPCORE_GUARD_FAILURES", self.guard_failures, 0, 1_000_000)
+        _check_int("VPCORE_GUARD_WINDOW", self.guard_window, 1, 30 * 24 * 3600)
+        if isinstance(self.guard_confidence, bool) or not isinstance(
+            self.guard_confidence, (int, float)
+        ) or not 0.0 <= self.guard_confidence <= 1.0:
+            raise ConfigError(
+                f"VPCORE_GUARD_CONFIDENCE={self.guard_confidence!r} must be a number in [0, 1]")
+        if self.api_token is not None:
+            from .security import TokenError, load_tokens
+
+            try:
+                load_tokens(self.api_token)
+            except TokenError as exc:
+                raise ConfigError(str(exc)) from None
         if not isinstance(self.store, str) or not self.store:
             raise ConfigError(f"VPCORE_STORE={self.store!r} must be a non-empty path or URL")
         if logging.getLevelName(str(self.log_level).upper()) not in (
@@ -105,6 +144,12 @@ class Config:
             ("threads", "VPCORE_THREADS", _parse_int),
             ("timeout", "VPCORE_TIMEOUT", _parse_int),
             ("log_level", "VPCORE_LOG_LEVEL", str),
+            ("api_token", "VPCORE_API_TOKEN", str),
+            ("store_key", "VPCORE_STORE_KEY", str),
+            ("audit_log", "VPCORE_AUDIT_LOG", str),
+            ("guard_failures", "VPCORE_GUARD_FAILURES", _parse_int),
+            ("guard_window", "VPCORE_GUARD_WINDOW", _parse_int),
+            ("guard_confidence", "VPCORE_GUARD_CONFIDENCE", _parse_float),
         ):
             raw = env.get(var)
             if raw is None or raw.strip() == "":

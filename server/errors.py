@@ -21,6 +21,7 @@ __all__ = [
     "INCOMPLETE_USER",
     "UNREGISTER_FAILED",
     "NO_CANDIDATES",
+    "VERIFY_LOCKED",
     "SERVICE_ERROR",
     "DECODER_ERROR",
     "STATUSES",
@@ -43,6 +44,9 @@ UNKNOWN_USER = "22133"
 INCOMPLETE_USER = "22134"
 UNREGISTER_FAILED = "22135"
 NO_CANDIDATES = "22136"
+#: not in the specification: the verification guard (off by default) refuses a
+#: 1-v-1 verification of a user with too many recent failures
+VERIFY_LOCKED = "22137"
 SERVICE_ERROR = "22151"
 DECODER_ERROR = "22152"
 
@@ -59,6 +63,7 @@ STATUSES = {
     INCOMPLETE_USER: "the user_name hasn't been registered completely",
     UNREGISTER_FAILED: "unregistration failed: this user_name hasn't been registered",
     NO_CANDIDATES: "no available user_name",
+    VERIFY_LOCKED: "too many failed verifications of this user_name: try again later",
     SERVICE_ERROR: "service error",
     DECODER_ERROR: "request decoder error",
 }

@@ -28,11 +28,13 @@ from .errors import (
     SERVICE_ERROR,
     UNKNOWN_USER,
     UNREGISTER_FAILED,
+    VERIFY_LOCKED,
     ApiError,
     status_for,
 )
 from .index import VoiceprintIndex, round_confidence
-from .store import ConflictError, open_store, redact_url
+from .security import VerifyGuard
+from .store import ConflictError, open_store, redact_url, rows_for
 
 __all__ = ["VoiceprintService", "quality_json"]
 
@@ -95,6 +97,8 @@ class VoiceprintService:
         self._next_attempt = 0.0
         self._init_lock = threading.Lock()
         self._user_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self.guard = VerifyGuard(config.guard_failures, config.guard_window,
+                                 config.guard_confidence)
         self._initialise()
 
     # -- resources ----------------------------------------------------------
@@ -112,7 +116,8 @@ class VoiceprintService:
                     self._model = load_model(self.config.model_path)
                 component = "store"
                 if self._store is None:
-                    self._store = open_store(self.config.store, self._model.fingerprint)
+                    self._store = open_store(self.config.store, self._model.fingerprint,
+                                             rows=rows_for(self.config.store_key))
                 component = "index"
                 model = self._model
                 index = VoiceprintIndex(
@@ -248,7 +253,11 @@ class VoiceprintService:
             if voiceprint is None:
                 raise ApiError(INCOMPLETE_USER,
                                data={"user_name": req.user_name, "enroll_num": record.enroll_num})
+            if self.guard.locked(store, req.user_name):
+                raise ApiError(VERIFY_LOCKED, data={"user_name": req.user_name,
+                                                    "retry_after": self.guard.window})
             score = model.verify(Voiceprint.from_bytes(voiceprint), take)
+            self.guard.record(store, req.user_name, score.confidence)
             data = {"user_name": req.user_name, "confidence": round_confidence(score.confidence)}
             if quality is not None:
                 data["quality"] = quality_json(quality)

@@ -44,19 +44,13 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
-from .base import (
-    Store,
-    StoreError,
-    StoreModelMismatchError,
-    UserRecord,
-    checked_takes,
-    redact_url,
-)
+from .base import Store, StoreError, StoreModelMismatchError, UserRecord, redact_url, settle_key
+from .crypto import PlainRows
 
 __all__ = ["PostgresStore", "SCHEMA_VERSION"]
 
 #: version of the schema this server creates and reads
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: ``(version, statements)`` in order; a store at version v gets every migration > v
 MIGRATIONS = (
@@ -98,6 +92,16 @@ MIGRATIONS = (
         " ADD COLUMN IF NOT EXISTS history_floor BIGINT NOT NULL DEFAULT 0",
         "UPDATE vpcore_generation SET history_floor = value",
     )),
+    # 3: failed verifications (by name tag); the tombstones get tags instead of names,
+    # and the store a tag secret (both in PostgresStore._migrate)
+    (3, (
+        """CREATE TABLE IF NOT EXISTS vpcore_verify_failures (
+               tag TEXT COLLATE "C" NOT NULL,
+               at  DOUBLE PRECISION NOT NULL
+           )""",
+        "CREATE INDEX IF NOT EXISTS vpcore_verify_failures_by_tag"
+        " ON vpcore_verify_failures (tag, at)",
+    )),
 )
 
 #: first key of the two-key advisory locks this backend takes ("vpco" in ASCII)
@@ -127,8 +131,9 @@ class PostgresStore(Store):
     url : str
         ``postgresql://user:password@host:port/dbname[?param=value...]`` (any libpq
         URI); the password never appears in messages, logs or :meth:`status`.
-    fingerprint : str
+    fingerprint : str or None
         Fingerprint of the loaded model; a store made with another model is refused.
+        None opens an existing store of any model (maintenance) and creates none.
     min_size, max_size : int
         Connections this process keeps open / may open (the service uses at most one
         per request thread).
@@ -136,15 +141,28 @@ class PostgresStore(Store):
         Seconds to connect, and to wait for a free connection of the pool.
     lock_timeout : float
         Seconds a write waits for another writer of the same user before failing.
+    rows : RowCipher or PlainRows, optional
+        Encryption at rest (default: none).
+
+    Erasure: a DELETE only marks PostgreSQL's row versions dead; their bytes stay
+    in the table's pages until VACUUM frees the space and a later write reuses it
+    (VACUUM does not overwrite it; VACUUM FULL writes new files, and the old ones'
+    disk blocks are freed, not cleared), and in the WAL until its segments are
+    recycled. So with this backend an unregistered user's sealed rows may linger in
+    the files for a while; with encryption they cannot be read without the key, and
+    a key rotation (then destroying the old key file) makes them unreadable for good.
+    The tombstones and failed verifications keep only name tags.
     """
 
     def __init__(self, url, fingerprint, min_size=1, max_size=8, timeout=10.0,
-                 lock_timeout=30.0):
-        if not isinstance(fingerprint, str) or not fingerprint:
+                 lock_timeout=30.0, rows=None):
+        if fingerprint is not None and (not isinstance(fingerprint, str) or not fingerprint):
             raise StoreError(f"model fingerprint={fingerprint!r} must be a non-empty string")
         self.fingerprint = fingerprint
+        self._rows = PlainRows() if rows is None else rows
         self._secrets = _passwords_of(url)
         self.display = self._describe(url)
+        self._where = self.display
         try:
             params = conninfo_to_dict(url)
         except psycopg.Error as exc:
@@ -296,12 +314,17 @@ class PostgresStore(Store):
                 f"versions up to {SCHEMA_VERSION}: upgrade the server"
             )
         stored = meta.get("model_fingerprint")
-        if stored is not None and stored != self.fingerprint:
+        if self.fingerprint is None:
+            if stored is None:
+                raise StoreError(f"there is no store at {self.display}")
+            self.fingerprint = stored
+        elif stored is not None and stored != self.fingerprint:
             raise StoreModelMismatchError(
                 f"store {self.display} was created with model {stored!r}, but the loaded "
                 f"model is {self.fingerprint!r}: start the service with the model the store "
                 "was made with, or point VPCORE_STORE at another database or schema"
             )
+        first = version
         for target, statements in MIGRATIONS:
             if target <= version:
                 continue
@@ -314,6 +337,23 @@ class PostgresStore(Store):
         if stored is None:
             cur.execute("INSERT INTO vpcore_meta (key, value) VALUES ('model_fingerprint', %s)",
                         (self.fingerprint,))
+        has_users = cur.execute("SELECT EXISTS (SELECT 1 FROM vpcore_users)").fetchone()[0]
+        recorded = meta.get("key_check")
+        check = settle_key(self.display, self._rows,
+                           None if recorded is None else bytes.fromhex(recorded), has_users)
+        if check is not None:
+            cur.execute("INSERT INTO vpcore_meta (key, value) VALUES ('key_check', %s)",
+                        (check.hex(),))
+        if "tag_secret" not in meta:
+            meta["tag_secret"] = os.urandom(16).hex()
+            cur.execute("INSERT INTO vpcore_meta (key, value) VALUES ('tag_secret', %s)",
+                        (meta["tag_secret"],))
+        self._tag_secret = bytes.fromhex(meta["tag_secret"])
+        self._tag_key = self._rows.tag_key(self._tag_secret)
+        if 0 < first < 3:  # the names of older tombstones become tags
+            for (name,) in cur.execute("SELECT name FROM vpcore_removed_users").fetchall():
+                cur.execute("UPDATE vpcore_removed_users SET name = %s WHERE name = %s",
+                            (self.name_tag(name), name))
         self.schema_version = version
 
     # -- interface -----------------------------------------------------------------
@@ -334,7 +374,7 @@ class PostgresStore(Store):
         with self._cursor("read") as cur:
             return self._fetch_user(cur, user_name)
 
-    def get_enrollment(self, user_name):
+    def _read_enrollment(self, user_name):
         with self._cursor("read", _SNAPSHOT) as cur:
             record = self._fetch_user(cur, user_name)
             if record is None:
@@ -343,9 +383,9 @@ class PostgresStore(Store):
                 "SELECT take_num, take FROM vpcore_takes WHERE user_name = %s ORDER BY take_num",
                 (user_name,),
             ).fetchall()
-        return record, checked_takes(self.display, record, rows)
+        return record, [(int(k), bytes(b)) for k, b in rows]
 
-    def get_voiceprint(self, user_name):
+    def _read_voiceprint(self, user_name):
         with self._cursor("read") as cur:
             row = cur.execute(
                 f"SELECT {self._USER_COLUMNS}, voiceprint FROM vpcore_users WHERE name = %s",
@@ -355,7 +395,8 @@ class PostgresStore(Store):
             return None, None
         return self._record(row[:5]), (None if row[5] is None else bytes(row[5]))
 
-    def _write_take(self, user_name, take_num, take, group_id, update_time, voiceprint, check):
+    def _write_take(self, user_name, tag, take_num, take, group_id, update_time, voiceprint,
+                    check):
         with self._cursor("write", _WRITE) as cur:
             # Writers of this user queue here. The next statement takes a new snapshot
             # (READ COMMITTED), so it sees what the previous holder committed; a
@@ -366,7 +407,7 @@ class PostgresStore(Store):
             check(current)
             generation = self._bump(cur)
             if current is None:  # enrolled again: no longer unregistered
-                cur.execute("DELETE FROM vpcore_removed_users WHERE name = %s", (user_name,))
+                cur.execute("DELETE FROM vpcore_removed_users WHERE name = %s", (tag,))
             cur.execute(
                 "INSERT INTO vpcore_users"
                 " (name, enroll_num, group_id, update_time, revision, voiceprint)"
@@ -388,18 +429,19 @@ class PostgresStore(Store):
         return int(cur.execute(
             "UPDATE vpcore_generation SET value = value + 1 RETURNING value").fetchone()[0])
 
-    def delete_user(self, user_name):
+    def _delete_user(self, user_name, tag):
         with self._cursor("write", _WRITE) as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s, %s)",
                         (_LOCK_SPACE, _user_lock_key(user_name)))
             cur.execute("DELETE FROM vpcore_users WHERE name = %s", (user_name,))  # takes cascade
             if cur.rowcount == 0:
                 return False
+            cur.execute("DELETE FROM vpcore_verify_failures WHERE tag = %s", (tag,))
             generation = self._bump(cur)
             cur.execute(
                 "INSERT INTO vpcore_removed_users (name, revision) VALUES (%s, %s)"
                 " ON CONFLICT (name) DO UPDATE SET revision = excluded.revision",
-                (user_name, generation),
+                (tag, generation),
             )
             self._prune(cur, generation)
         return True
@@ -431,7 +473,7 @@ class PostgresStore(Store):
         with self._cursor("read") as cur:
             return int(cur.execute("SELECT value FROM vpcore_generation").fetchone()[0])
 
-    def load_voiceprints(self):
+    def _read_voiceprints(self):
         with self._cursor("read", _SNAPSHOT) as cur:
             generation = int(cur.execute("SELECT value FROM vpcore_generation").fetchone()[0])
             rows = cur.execute(
@@ -440,30 +482,71 @@ class PostgresStore(Store):
             ).fetchall()
         return generation, [(n, int(g), bytes(v)) for n, g, v in rows]
 
-    def voiceprint_changes(self, since_generation):
-        since = int(since_generation)
+    def _read_changes(self, since):
         with self._cursor("read", _SNAPSHOT) as cur:
             generation, floor = (int(v) for v in cur.execute(
                 "SELECT value, history_floor FROM vpcore_generation").fetchone())
             if since > generation or since < floor:
                 return None
             if since == generation:
-                return generation, []
+                return generation, [], []
             users = cur.execute(
                 "SELECT name, group_id, voiceprint FROM vpcore_users WHERE revision > %s",
                 (since,)).fetchall()
             removed = cur.execute(
                 "SELECT name FROM vpcore_removed_users WHERE revision > %s", (since,)).fetchall()
-        changed = [(n, int(g), None if v is None else bytes(v)) for n, g, v in users]
-        changed += [(n, None, None) for (n,) in removed]
-        changed.sort(key=lambda change: change[0])  # code-point order
-        return generation, changed
+        return (generation,
+                [(n, int(g), None if v is None else bytes(v)) for n, g, v in users],
+                [t for (t,) in removed])
+
+    def _count_failures(self, tag, since):
+        with self._cursor("read") as cur:
+            return int(cur.execute(
+                "SELECT COUNT(*) FROM vpcore_verify_failures WHERE tag = %s AND at >= %s",
+                (tag, since)).fetchone()[0])
+
+    def _add_failure(self, tag, at, forget_before):
+        with self._cursor("write", _WRITE) as cur:
+            cur.execute("DELETE FROM vpcore_verify_failures WHERE tag = %s AND at < %s",
+                        (tag, forget_before))
+            cur.execute("INSERT INTO vpcore_verify_failures (tag, at) VALUES (%s, %s)",
+                        (tag, at))
+
+    def _reseal_all(self, reseal, key_check):
+        with self._cursor("key rotation", _WRITE) as cur:
+            # the counter's row lock first: every writer of any user waits for the rotation
+            generation = self._bump(cur)
+            count = 0
+            names = [n for (n,) in cur.execute(
+                "SELECT name FROM vpcore_users WHERE voiceprint IS NOT NULL").fetchall()]
+            for name in names:
+                (blob,) = cur.execute("SELECT voiceprint FROM vpcore_users WHERE name = %s",
+                                      (name,)).fetchone()
+                cur.execute("UPDATE vpcore_users SET voiceprint = %s WHERE name = %s",
+                            (reseal("voiceprint", name, bytes(blob)), name))
+                count += 1
+            keys = cur.execute("SELECT user_name, take_num FROM vpcore_takes").fetchall()
+            for name, k in keys:
+                (blob,) = cur.execute("SELECT take FROM vpcore_takes WHERE user_name = %s"
+                                      " AND take_num = %s", (name, k)).fetchone()
+                cur.execute("UPDATE vpcore_takes SET take = %s WHERE user_name = %s"
+                            " AND take_num = %s", (reseal(f"take{k}", name, bytes(blob)), name, k))
+                count += 1
+            cur.execute("DELETE FROM vpcore_meta WHERE key = 'key_check'")
+            if key_check is not None:
+                cur.execute("INSERT INTO vpcore_meta (key, value) VALUES ('key_check', %s)",
+                            (key_check.hex(),))
+            cur.execute("DELETE FROM vpcore_removed_users")
+            cur.execute("DELETE FROM vpcore_verify_failures")
+            cur.execute("UPDATE vpcore_generation SET history_floor = %s", (generation,))
+        return count
 
     def status(self):
         start = time.perf_counter()
         with self._cursor("status read", _SNAPSHOT) as cur:
             meta = dict(cur.execute(
-                "SELECT key, value FROM vpcore_meta WHERE key = 'schema_version'").fetchall())
+                "SELECT key, value FROM vpcore_meta WHERE key IN ('schema_version', 'key_check')"
+            ).fetchall())
             generation = int(cur.execute("SELECT value FROM vpcore_generation").fetchone()[0])
             stats = self._get_pool().get_stats()
         latency = (time.perf_counter() - start) * 1000.0
@@ -472,6 +555,7 @@ class PostgresStore(Store):
             "server": self.display,
             "schema_version": int(meta.get("schema_version", 0)),
             "generation": generation,
+            "encrypted": "key_check" in meta,
             "latency_ms": round(latency, 3),
             "pool": {k: stats.get(k) for k in ("pool_min", "pool_max", "pool_size",
                                                "pool_available", "requests_waiting")},

@@ -13,6 +13,10 @@ The PostgreSQL runs are marked ``needs_postgres`` and skip, with the reason,
 when ``$VPCORE_TEST_POSTGRES`` is unset or unreachable (``.ci/postgres``
 starts a throwaway server). Each PostgreSQL store is a fresh schema of that
 database, dropped at the end of the session.
+
+Security: a module that sets ``SECURITY = ("open", "secured")`` runs every test
+that uses ``make_app`` / ``api`` also with an API token and a store key set (the
+test client then sends the token with every request); the others run open.
 """
 
 import hashlib
@@ -20,6 +24,7 @@ import itertools
 import json
 import os
 import re
+import secrets
 import sys
 import uuid
 from pathlib import Path
@@ -32,7 +37,7 @@ import vpcore
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # vpserver_support, any import mode
 from server.app import create_app  # noqa: E402
 from server.config import Config  # noqa: E402
-from vpserver_support import UTTERANCE_SECONDS, Api, ServerProcess, Voices
+from vpserver_support import UTTERANCE_SECONDS, Api, Secured, ServerProcess, Voices
 
 SMALL_MODEL = dict(n_components=16, tv_rank=20, lda_dim=10, random_state=0)
 N_VOICES = 4
@@ -131,13 +136,16 @@ def voices(model, small_model_path):
 # ------------------------------------------------------------------ backends ---
 
 def pytest_generate_tests(metafunc):
-    """Run a module's store-using tests once per backend of its ``STORE_BACKENDS``."""
+    """Run a module's store-using tests once per backend of its ``STORE_BACKENDS``, and
+    its app-using tests once per mode of its ``SECURITY``."""
     backends = getattr(metafunc.module, "STORE_BACKENDS", None)
-    if backends is None or "backend" not in metafunc.fixturenames:
-        return
-    params = [pytest.param(b, id=b, marks=[pytest.mark.needs_postgres] if b == "postgresql"
-                           else []) for b in backends]
-    metafunc.parametrize("backend", params, indirect=True, scope="session")
+    if backends is not None and "backend" in metafunc.fixturenames:
+        params = [pytest.param(b, id=b, marks=[pytest.mark.needs_postgres]
+                               if b == "postgresql" else []) for b in backends]
+        metafunc.parametrize("backend", params, indirect=True, scope="session")
+    modes = getattr(metafunc.module, "SECURITY", None)
+    if modes is not None and "security" in metafunc.fixturenames:
+        metafunc.parametrize("security", modes, indirect=True, scope="session")
 
 
 def redact(text, url):
@@ -263,9 +271,27 @@ def store(store_url):
     s.close()
 
 
+@pytest.fixture(scope="session")
+def secured(tmp_path_factory):
+    """An API token and a store key file for the secured runs."""
+    from server.store import write_new_key
+
+    key_path = tmp_path_factory.mktemp("key") / "store.key"
+    write_new_key(str(key_path))
+    return Secured(token=secrets.token_urlsafe(24), key_path=str(key_path))
+
+
+@pytest.fixture(scope="session")
+def security(request, secured):
+    """None (``"open"``: no token, no key) or the :class:`Secured` settings of the run."""
+    mode = getattr(request, "param", "open")
+    return secured if mode == "secured" else None
+
+
 @pytest.fixture
-def make_app(model, new_store_url):
-    """``make_app(**config)`` -> :class:`Api` on a fresh store of the test's backend."""
+def make_app(model, new_store_url, security):
+    """``make_app(**config)`` -> :class:`Api` on a fresh store of the test's backend
+    (with the token and key of ``security`` when the run is secured)."""
     made = []
 
     def make(model=model, store=None, **config):
@@ -273,10 +299,13 @@ def make_app(model, new_store_url):
         # The service default (0.2) is chosen for the shipped model; the small test
         # model's calibration is coarser, so the tests use a stricter consistency check.
         config.setdefault("consistency_threshold", 0.5)
+        if security is not None:
+            config.setdefault("api_token", security.token)
+            config.setdefault("store_key", security.key_path)
         cfg = Config(store=str(store or new_store_url()), **config)
         app = create_app(cfg, model=model)
         made.append(app)
-        return Api(app)
+        return Api(app, token=security.token if security is not None else None)
 
     yield make
     for app in made:

@@ -10,6 +10,8 @@ import pytest
 from vpcore.model import Take, Voiceprint
 
 STORE_BACKENDS = ("sqlite", "postgresql")
+#: every test also runs with an API token and a store key set (see conftest.py)
+SECURITY = ("open", "secured")
 
 SUCCESS = {
     1: "the first time you enroll successfully, you need to enroll twice more",

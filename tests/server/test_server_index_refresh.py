@@ -142,7 +142,7 @@ def test_old_tombstones_are_pruned_and_then_the_history_is_refused(store, store_
     enrol(store, "dddd")
     store.delete_user("bbbb")  # generation 14: prunes aaaa's tombstone (10 <= 14 - 4)
     g14 = store.generation()
-    assert tombstones(store_url) == ["bbbb"]
+    assert tombstones(store_url) == [store.name_tag("bbbb")]  # a tag, never the name
     assert store.voiceprint_changes(9) is None  # would need aaaa's tombstone
     assert store.voiceprint_changes(10) == (g14, [("bbbb", None, None), ("dddd", 0,
                                                                           vp_of("dddd", 3))])
@@ -151,13 +151,13 @@ def test_old_tombstones_are_pruned_and_then_the_history_is_refused(store, store_
 def test_reenrolment_drops_the_tombstone(store, store_url):
     enrol(store, "alice")
     store.delete_user("alice")
-    assert tombstones(store_url) == ["alice"]
+    assert tombstones(store_url) == [store.name_tag("alice")]
     save(store, "alice", 1)
     assert tombstones(store_url) == []
 
 
 def tombstones(store_url):
-    """Names in the tombstone table, read past the Store interface."""
+    """What the tombstone table holds (name tags), read past the Store interface."""
     if store_url.startswith("postgresql://"):
         import psycopg
 
@@ -216,10 +216,10 @@ def test_a_version_1_sqlite_store_opens_and_migrates_once(tmp_path):
     conn = sqlite3.connect(path)
     conn.executescript(V1_SQLITE)
     conn.close()
-    for _ in range(2):  # the second open finds version 2 and changes nothing
+    for _ in range(2):  # the second open finds version 3 and changes nothing
         s = SQLiteStore(path, FP)
         try:
-            assert s.status()["schema_version"] == 2
+            assert s.status()["schema_version"] == 3
             assert s.generation() == 7
             assert s.get_enrollment("alice")[1] == [b"\x01", b"\x02", b"\x03"]
             assert s.load_voiceprints() == (7, [("alice", 2, blob_of([1, 1, 1]))])
@@ -229,7 +229,8 @@ def test_a_version_1_sqlite_store_opens_and_migrates_once(tmp_path):
         finally:
             s.close()
     meta = dict(sqlite3.connect(path).execute("SELECT key, value FROM meta"))
-    assert meta == {"schema_version": 2, "model_fingerprint": FP, "generation": 7,
+    assert len(bytes.fromhex(meta.pop("tag_secret"))) == 16
+    assert meta == {"schema_version": 3, "model_fingerprint": FP, "generation": 7,
                     "history_floor": 7}
     s = SQLiteStore(path, FP)
     try:
@@ -281,7 +282,7 @@ def test_a_version_1_postgresql_store_migrates_once(postgres_url, postgres_schem
     for _ in range(2):
         s = open_store(url, FP)
         try:
-            assert s.status()["schema_version"] == 2
+            assert s.status()["schema_version"] == 3
             assert s.load_voiceprints() == (7, [("alice", 2, blob_of([1, 1, 1]))])
             assert s.voiceprint_changes(6) is None
             assert s.voiceprint_changes(7) == (7, [])

@@ -8,6 +8,9 @@ import pytest
 
 from vpserver_support import b64, enroll_body, tone, verify_body, wav_bytes
 
+#: every test also runs with an API token and a store key set (see conftest.py)
+SECURITY = ("open", "secured")
+
 GOOD_WAV = b64(wav_bytes(tone(4.0)))  # well-formed but not speech: fails only at the model
 
 USER_ENDPOINTS = ("/checkUser", "/unregister")

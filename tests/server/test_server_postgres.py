@@ -70,8 +70,9 @@ def test_schema_holds_version_fingerprint_and_a_counter_row(pg_store, schema_url
     tables = {r[0] for r in query(schema_url, "SELECT table_name FROM information_schema.tables"
                                   " WHERE table_schema = current_schema()")}
     assert tables == {"vpcore_meta", "vpcore_generation", "vpcore_users", "vpcore_takes",
-                      "vpcore_removed_users"}
+                      "vpcore_removed_users", "vpcore_verify_failures"}
     meta = dict(query(schema_url, "SELECT key, value FROM vpcore_meta"))
+    assert len(bytes.fromhex(meta.pop("tag_secret"))) == 16
     assert meta == {"schema_version": str(store_pg.SCHEMA_VERSION), "model_fingerprint": FP}
     assert query(schema_url, "SELECT value, history_floor FROM vpcore_generation") == [(0, 0)]
 
@@ -82,6 +83,9 @@ def test_user_names_use_the_C_collation_whatever_the_database_default(pg_store, 
                                 " current_schema() AND column_name IN ('name', 'user_name')")
     assert sorted(columns) == [("vpcore_removed_users", "name", "C"),
                                ("vpcore_takes", "user_name", "C"), ("vpcore_users", "name", "C")]
+    assert query(schema_url, "SELECT collation_name FROM information_schema.columns"
+                             " WHERE table_name = 'vpcore_verify_failures' AND column_name ="
+                             " 'tag' AND table_schema = current_schema()") == [("C",)]
     names = ["b", "B", "_x", "a", "-y", "é", "Z", "0"]
     for name in names:
         save(pg_store, name, 1)
@@ -98,7 +102,7 @@ def test_opening_again_changes_nothing(pg_store, schema_url):
         assert again.get_enrollment("alice")[1] == [b"alice-take1"]
     finally:
         again.close()
-    assert query(schema_url, "SELECT COUNT(*) FROM vpcore_meta") == [(2,)]
+    assert query(schema_url, "SELECT COUNT(*) FROM vpcore_meta") == [(3,)]
     assert query(schema_url, "SELECT COUNT(*) FROM vpcore_generation") == [(1,)]
 
 
@@ -147,7 +151,7 @@ def test_replicas_starting_at_once_create_the_schema_once(schema_url):
         p.join(60)
     outcomes = [results.get(timeout=5) for _ in procs]
     assert outcomes == ["ok"] * n
-    assert query(schema_url, "SELECT COUNT(*) FROM vpcore_meta") == [(2,)]
+    assert query(schema_url, "SELECT COUNT(*) FROM vpcore_meta") == [(3,)]
     assert query(schema_url, "SELECT value FROM vpcore_generation") == [(n,)]
 
 

@@ -66,8 +66,10 @@ def test_new_store_uses_wal_and_full_synchronous(sqlite_store):
 
 def test_store_records_schema_version_fingerprint_and_generation(sqlite_store):
     meta = dict(sqlite3.connect(sqlite_store.path).execute("SELECT key, value FROM meta"))
-    assert meta == {"schema_version": 2, "model_fingerprint": FP, "generation": 0,
-                    "history_floor": 0}
+    secret = meta.pop("tag_secret")
+    assert meta == {"schema_version": 3, "model_fingerprint": FP, "generation": 0,
+                    "history_floor": 0}  # no key_check: not encrypted
+    assert len(bytes.fromhex(secret)) == 16
 
 
 def test_store_of_another_fingerprint_refuses_to_open(store, store_url):
@@ -223,7 +225,7 @@ def test_load_voiceprints_returns_only_full_enrolments_with_the_generation(store
 
 def test_status_reads_only_meta(store, backend):
     status = store.status()
-    assert status["backend"] == backend and status["schema_version"] == 2
+    assert status["backend"] == backend and status["schema_version"] == 3
     assert status["generation"] == 0
 
 

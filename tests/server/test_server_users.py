@@ -4,6 +4,8 @@ backend."""
 import pytest
 
 STORE_BACKENDS = ("sqlite", "postgresql")
+#: every test also runs with an API token and a store key set (see conftest.py)
+SECURITY = ("open", "secured")
 
 
 def test_check_user_unknown_name_shape(api):

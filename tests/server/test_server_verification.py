@@ -8,6 +8,8 @@ from server.config import Config
 from vpserver_support import Api
 
 STORE_BACKENDS = ("sqlite", "postgresql")
+#: every test also runs with an API token and a store key set (see conftest.py)
+SECURITY = ("open", "secured")
 
 
 # ------------------------------------------------------------------ 1-v-1 ---
@@ -75,11 +77,13 @@ def populate(api, voices):
 
 
 @pytest.fixture(scope="module")
-def population(model, voices, backend, store_urls):
+def population(model, voices, backend, store_urls, security):
     """A populated service shared by the read-only 1-v-N tests of this module."""
-    config = Config(store=store_urls(backend))
+    secrets = {} if security is None else {"api_token": security.token,
+                                           "store_key": security.key_path}
+    config = Config(store=store_urls(backend), **secrets)
     app = create_app(config, model=model)
-    yield populate(Api(app), voices)
+    yield populate(Api(app, token=None if security is None else security.token), voices)
     app.extensions["vpcore"].close()
 
 

@@ -1,6 +1,7 @@
 """Helpers of the HTTP service tests (imported by conftest.py and the test modules)."""
 
 import base64
+import dataclasses
 import functools
 import io
 import os
@@ -108,12 +109,37 @@ def verify_body(data, **extra):
     return body
 
 
+@dataclasses.dataclass(frozen=True)
+class Secured:
+    """The API token and the store key file of a secured run."""
+
+    token: str
+    key_path: str
+
+    @property
+    def env(self):
+        """The service's environment variables."""
+        return {"VPCORE_API_TOKEN": self.token, "VPCORE_STORE_KEY": self.key_path}
+
+    @property
+    def headers(self):
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def rows(self):
+        """The store key's cipher, to read the store's raw rows."""
+        from server.store import RowCipher, read_key
+
+        return RowCipher(read_key(self.key_path))
+
+
 class Api:
     """Thin client over Flask's test client that checks the envelope of every response."""
 
-    def __init__(self, app):
+    def __init__(self, app, token=None):
         self.app = app
         self.client = app.test_client()
+        if token is not None:  # sent with every request
+            self.client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
         self.store = app.extensions["vpcore"]._store
 
     def _check(self, response):
@@ -306,18 +332,24 @@ class ContendedEnrolment:
             self.attempt(send)
 
 
-def checked_state(user_rows, take_rows):
+def checked_state(user_rows, take_rows, rows=None):
     """The store's state from its raw rows, checked against its integrity rules.
 
     ``user_rows`` are ``(name, enroll_num, group_id, voiceprint)`` and ``take_rows``
-    ``(user_name, take_num, take)``, as read from the database past the Store interface.
+    ``(user_name, take_num, take)``, as read from the database past the Store interface;
+    ``rows`` (a ``RowCipher``) opens them when the store is encrypted.
     Returns ``{name: (enroll_num, group_id, voiceprint, [takes 1..enroll_num])}``;
     fails if a user is half-written or a take has no user.
     """
-    users = {n: (c, g, None if v is None else bytes(v)) for n, c, g, v in user_rows}
+    from server.store import PlainRows
+    from server.store.base import row_aad
+
+    rows = PlainRows() if rows is None else rows
+    users = {n: (c, g, None if v is None else rows.open(row_aad("voiceprint", n), v))
+             for n, c, g, v in user_rows}
     takes = {}
     for name, k, blob in sorted(take_rows, key=lambda row: (row[0], row[1])):
-        takes.setdefault(name, []).append((k, bytes(blob)))
+        takes.setdefault(name, []).append((k, rows.open(row_aad(f"take{k}", name), blob)))
     assert set(takes) <= set(users), "takes of a user that does not exist"
     state = {}
     for name, (count, group, vp) in users.items():
