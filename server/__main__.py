@@ -19,8 +19,10 @@ import sys
 from gunicorn.app.base import BaseApplication
 
 from . import config as config_module
+from . import keys
 from .config import Config, ConfigError
-from .store import StoreError, StoreModelMismatchError, open_store, redact_url
+from .store import (StoreError, StoreKeyError, StoreModelMismatchError, open_store, redact_url,
+                    rows_for)
 
 __all__ = ["main", "preflight", "GunicornServer", "StartupError"]
 
@@ -63,9 +65,11 @@ def preflight(config):
     fingerprint = model.fingerprint
     del model
     try:
-        open_store(config.store, fingerprint).close()
+        open_store(config.store, fingerprint, rows=rows_for(config.store_key)).close()
     except StoreModelMismatchError as exc:
         raise StartupError(f"VPCORE_STORE={redact_url(config.store)}: {exc}") from None
+    except StoreKeyError as exc:  # the key is not the store's: no retry can fix it
+        raise StartupError(str(exc)) from None
     except StoreError as exc:
         log.warning("store %s is not available yet (%s); the workers keep retrying",
                     redact_url(config.store), exc)
@@ -113,13 +117,21 @@ class GunicornServer(BaseApplication):
 def main(argv=None):
     """Start the service; returns the process exit status."""
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in keys.COMMANDS:
+        return keys.main(args)
     if args and args[0] in ("-h", "--help"):
         print(__doc__.strip())
         print("\n" + config_module.__doc__.strip())
+        print("\n" + keys.__doc__.strip())
         return 0
     try:
         config = Config.from_env()
     except ConfigError as exc:
+        print(f"vpcore-server: {exc}", file=sys.stderr)
+        return 2
+    try:
+        keys.check_store_key(config)
+    except StoreKeyError as exc:
         print(f"vpcore-server: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(

@@ -16,6 +16,7 @@ the guard against guessing a user's voice by repeated 1-v-1 verifications.
 import datetime
 import hmac
 import json
+import math
 import os
 import sys
 import threading
@@ -175,6 +176,11 @@ class VerifyGuard:
     @property
     def enabled(self):
         return self.failures > 0
+
+    @property
+    def retry_after(self):
+        """Whole seconds after which a locked user's failures have surely expired."""
+        return int(math.ceil(self.window))
 
     def locked(self, store, user_name):
         """True if ``user_name`` has had ``failures`` failures within the window."""

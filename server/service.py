@@ -255,7 +255,7 @@ class VoiceprintService:
                                data={"user_name": req.user_name, "enroll_num": record.enroll_num})
             if self.guard.locked(store, req.user_name):
                 raise ApiError(VERIFY_LOCKED, data={"user_name": req.user_name,
-                                                    "retry_after": self.guard.window})
+                                                    "retry_after": self.guard.retry_after})
             score = model.verify(Voiceprint.from_bytes(voiceprint), take)
             self.guard.record(store, req.user_name, score.confidence)
             data = {"user_name": req.user_name, "confidence": round_confidence(score.confidence)}

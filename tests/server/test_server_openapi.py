@@ -139,7 +139,28 @@ def test_real_responses_of_every_endpoint_match_the_documented_schemas(make_app,
         errors = sorted(response_validator(path, method, http).iter_errors(body), key=str)
         assert not errors, (path, body, [e.message for e in errors[:3]])
         seen.add(status)
-    assert seen == STATUSES - {"22151"}
+    assert seen == STATUSES - {"22151", "22137"}  # 22137: the guard, off by default (below)
+
+
+def test_token_refusals_and_the_guard_match_the_documented_schemas(make_app, voices):
+    api = make_app(api_token="documented-token-0123", guard_failures=1)
+    auth = {"Authorization": "Bearer documented-token-0123"}
+    for path in ("/checkUser", "/getUsers", "/enroll", "/verify", "/unregister"):
+        method = "get" if path == "/getUsers" else "post"
+        response = api.client.open(path, method=method.upper(), json={"user_name": "alice"})
+        body = response.get_json()
+        assert (response.status_code, body["status"]) == (401, "22121"), body
+        errors = list(response_validator(path, method, 401).iter_errors(body))
+        assert not errors, (path, body, [e.message for e in errors[:3]])
+    for k in (1, 2, 3):
+        api.client.post("/enroll", json=enroll_body("alice", k, voices.wav(0, k - 1)), headers=auth)
+    api.client.post("/verify", json=verify_body(voices.wav(1, 3), user_name="alice"), headers=auth)
+    response = api.client.post("/verify", json=verify_body(voices.wav(0, 3), user_name="alice"),
+                               headers=auth)
+    body = response.get_json()
+    assert body["status"] == "22137", body
+    errors = list(response_validator("/verify", "post", 200).iter_errors(body))
+    assert not errors, (body, [e.message for e in errors[:3]])
 
 
 def test_unknown_path_and_service_error_responses_match_the_schemas(make_app, tmp_path):
