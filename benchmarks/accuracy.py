@@ -35,6 +35,7 @@ DET plot and a score histogram.
 
 import argparse
 import hashlib
+import io
 import json
 import sys
 import time
@@ -109,13 +110,15 @@ def utt_of_file(model, path, cache_dir=None):
         stats = compute_stats(model.ubm_.params, feats)
         utt = Utt(feats, take, model.tv_.transform_one(stats.n, stats.f))
     if cached is not None:
-        tmp = cached.with_suffix(".tmp.npz")
+        from vpcore.persistence import atomic_write
+
+        buf = io.BytesIO()
         if utt is None:
-            np.savez(tmp, features=np.zeros((0, 0), np.float32))
+            np.savez(buf, features=np.zeros((0, 0), np.float32))
         else:
-            np.savez(tmp, features=utt.features, ivector=utt.ivector,
+            np.savez(buf, features=utt.features, ivector=utt.ivector,
                      take=np.frombuffer(utt.take.to_bytes(), dtype=np.uint8))
-        tmp.replace(cached)
+        atomic_write(cached, buf.getvalue())
     return utt
 
 

@@ -14,7 +14,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 import wave
 from pathlib import Path
@@ -191,13 +190,10 @@ def write_result(name, payload, out_dir=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = {"benchmark": payload.pop("benchmark", name), "name": name,
            "environment": environment(), **payload}
-    path = out_dir / f"{name}.json"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=2, default=_json_default)
-        fh.write("\n")
-    os.replace(tmp, path)
-    return path
+    from vpcore.persistence import atomic_write
+
+    return atomic_write(out_dir / f"{name}.json",
+                        json.dumps(doc, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(obj):
@@ -336,7 +332,7 @@ def model_info(model, path):
         "file_bytes": path.stat().st_size if path.is_file() else None,
         "fingerprint": model.fingerprint,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None,
-        "options": model._options(),
+        "options": model.saved_options(),
         "training": getattr(model, "training_summary_", {}),
     }
 

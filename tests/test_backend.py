@@ -216,13 +216,13 @@ def test_string_labels_work_like_integer_labels():
                                   Backend(lda_dim=3).fit(X, y).transform(X))
 
 
-def test_set_arrays_reproduces_the_fitted_transform():
+def test_set_fitted_reproduces_the_fitted_transform():
     X, y = speakers(seed=18)
     fitted = Backend(lda_dim=4).fit(X, y)
-    loaded = Backend(lda_dim=4).set_arrays(fitted.mean_, fitted.projection_)
+    loaded = Backend(lda_dim=4).set_fitted(fitted.mean_, fitted.projection_)
     np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
     with pytest.raises(ParameterError, match="projection rows"):
-        Backend().set_arrays(fitted.mean_[:3], fitted.projection_)
+        Backend().set_fitted(fitted.mean_[:3], fitted.projection_)
 
 
 def test_stages_work_in_a_sklearn_pipeline_and_clone():

@@ -148,8 +148,8 @@ def test_transform_equals_the_posterior_mean_for_any_matrix(seed, C, D, S):
     T = rng.standard_normal((C * D, S))
     n = rng.poisson(5.0, C).astype(float)
     f = rng.standard_normal((C, D)) * 3
-    tv = TotalVariability().set_matrix(T, C)
-    assert tv.rank == S and tv.n_features_ == D
+    tv = TotalVariability(rank=S).set_fitted(T, C)
+    assert tv.T_.shape[1] == S and tv.n_features_ == D
     np.testing.assert_allclose(tv.transform_one(n, f), posterior_mean(T, n, f),
                                rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(tv.transform(n[None], f[None])[0], posterior_mean(T, n, f),
@@ -278,9 +278,9 @@ def test_invalid_input_raises_parameter_error(kwargs, args, match):
         TotalVariability(**{"rank": 2, **kwargs}).fit(N, F)
 
 
-def test_set_matrix_rejects_rows_not_a_multiple_of_c():
+def test_set_fitted_rejects_rows_not_a_multiple_of_c():
     with pytest.raises(ModelError, match="multiple"):
-        TotalVariability().set_matrix(np.ones((10, 2)), 3)
+        TotalVariability().set_fitted(np.ones((10, 2)), 3)
 
 
 def test_unseen_component_does_not_crash_training_with_a_raw_linalg_error():

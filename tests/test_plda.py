@@ -67,7 +67,7 @@ def rel_err(estimate, truth):
 @functools.lru_cache(maxsize=None)
 def known_model(R=4, seed=3):
     mu, B, W = model(R, seed)
-    return PLDA().set_arrays(mu, B, W), (mu, B, W)
+    return PLDA().set_fitted(mu, B, W), (mu, B, W)
 
 
 # ---------------------------------------------------------------------------
@@ -286,7 +286,7 @@ def test_unfitted_model_and_wrong_dimension_are_rejected():
         plda.score(np.zeros((1, 3)), np.zeros(3))
 
 
-def test_set_arrays_rejects_disagreeing_shapes():
+def test_set_fitted_rejects_disagreeing_shapes():
     mu, B, W = model()
     with pytest.raises(ModelError, match="shape"):
-        PLDA().set_arrays(mu[:3], B, W)
+        PLDA().set_fitted(mu[:3], B, W)

@@ -306,14 +306,15 @@ def test_score_rejects_frames_of_another_dimension():
         gmm.score(np.zeros((5, 2)))
 
 
-def test_set_params_arrays_round_trip_and_validation():
+def test_set_fitted_round_trip_and_validation():
     w, mu, var = random_params(3, 2, seed=15)
-    gmm = DiagonalGMM().set_params_arrays(w, mu, var)
-    assert gmm.n_components == 3
+    gmm = DiagonalGMM().set_fitted(w, mu, var)
+    assert len(gmm.weights_) == 3
+    assert gmm.n_components == 256  # installing arrays leaves the hyper-parameters alone
     X = np.random.default_rng(16).standard_normal((10, 2))
     np.testing.assert_allclose(gmm.score_samples(X),
                                logsumexp(log_likelihoods(X, w, mu, var), axis=1))
     with pytest.raises(ParameterError, match="disagree"):
-        DiagonalGMM().set_params_arrays(w[:2], mu, var)
+        DiagonalGMM().set_fitted(w[:2], mu, var)
     with pytest.raises(ParameterError, match="positive"):
-        DiagonalGMM().set_params_arrays(w, mu, -var)
+        DiagonalGMM().set_fitted(w, mu, -var)

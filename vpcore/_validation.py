@@ -66,3 +66,53 @@ def check_random_state(seed):
     if seed is None:
         return np.random.default_rng(0)
     return np.random.default_rng(check_int("random_state", seed, low=0))
+
+
+def check_scores_labels(scores, labels, score_name="scores", both_classes=True):
+    """Validate a score array and its labels.
+
+    Parameters
+    ----------
+    scores : array_like, shape (N,)
+        Finite real numbers.
+    labels : array_like of bool or {0, 1}, shape (N,)
+        ``True``/``1`` for target trials.
+    score_name : str
+        Name of the score argument, used in error messages.
+    both_classes : bool
+        Require at least one target and one non-target.
+
+    Returns
+    -------
+    scores : ndarray of float64, shape (N,)
+    labels : ndarray of bool, shape (N,)
+
+    Raises
+    ------
+    ParameterError
+        If either array is empty, not 1-D or not finite, if the lengths
+        differ, if a label is not 0/1, or if a class is missing.
+    """
+    scores = check_array(score_name, scores, ndim=1, min_rows=1)
+    lab = check_array("labels", labels, ndim=1, min_rows=1)
+    if lab.shape[0] != scores.shape[0]:
+        raise ParameterError(
+            f"labels has length {lab.shape[0]} but {score_name} has length "
+            f"{scores.shape[0]}: they must have the same length"
+        )
+    bad = (lab != 0) & (lab != 1)
+    if np.any(bad):
+        value = lab[np.flatnonzero(bad)[0]]
+        raise ParameterError(
+            f"labels contains {value!r}: labels must be True/False or 1/0 (1 = target)"
+        )
+    lab = lab.astype(bool)
+    if both_classes:
+        n_tar = int(np.count_nonzero(lab))
+        n_non = lab.shape[0] - n_tar
+        if n_tar == 0 or n_non == 0:
+            raise ParameterError(
+                f"labels has {n_tar} targets and {n_non} non-targets: at least one "
+                "target (1/True) and one non-target (0/False) are needed"
+            )
+    return scores, lab

@@ -174,8 +174,11 @@ class Backend(TransformerMixin, BaseEstimator):
         self.projection_ = projection
         return self
 
-    def set_arrays(self, mean, projection):
-        """Install fitted arrays (used when loading a model); returns self."""
+    def set_fitted(self, mean, projection):
+        """Install fitted arrays (used when loading a model); returns self.
+
+        Never changes a hyper-parameter.
+        """
         self.mean_ = check_array("mean", mean, ndim=1)
         self.projection_ = check_array("projection", projection, ndim=2)
         if self.projection_.shape[0] != len(self.mean_):

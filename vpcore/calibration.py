@@ -16,9 +16,8 @@ from scipy.optimize import minimize
 from scipy.special import expit
 from sklearn.base import BaseEstimator
 
-from ._validation import check_array, check_fitted, check_float
+from ._validation import check_array, check_fitted, check_float, check_scores_labels
 from .errors import ConvergenceWarning, ModelError, ParameterError
-from .metrics import _check_scores_labels
 
 __all__ = ["LogisticCalibration"]
 
@@ -139,7 +138,7 @@ class LogisticCalibration(BaseEstimator):
         ConvergenceWarning
             If the optimiser stops before converging.
         """
-        scores, labels = _check_scores_labels(scores, labels)
+        scores, labels = check_scores_labels(scores, labels)
         prior = _check_prior("prior", self.prior)
         reg = check_float("reg", self.reg, low=0.0)
 

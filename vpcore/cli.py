@@ -310,7 +310,7 @@ def _eval(args):
 
 def _info(args):
     model = _load(args.model)
-    print(json.dumps({"fingerprint": model.fingerprint, "options": model._options(),
+    print(json.dumps({"fingerprint": model.fingerprint, "options": model.saved_options(),
                       "features": model.feature_options_.to_dict(),
                       "calibration": model.calibration_.to_dict(),
                       "training": model.training_summary_}, indent=2))

@@ -28,7 +28,8 @@ from .audio import load_file
 from .corpus import read_enrollments
 from .errors import AudioDecodeError, AudioError, ParameterError
 from .metrics import read_trials
-from .model import Take
+from .persistence import atomic_write
+from .voiceprint import Take
 
 __all__ = ["TrialScores", "file_cache_key", "take_of_file", "score_trials"]
 
@@ -92,9 +93,7 @@ def _take_or_reason(model, path, cache_dir=None):
     except AudioError as exc:
         return None, str(exc)
     if cached is not None:
-        tmp = cached.with_suffix(".tmp")
-        tmp.write_bytes(take.to_bytes())
-        tmp.replace(cached)
+        atomic_write(cached, take.to_bytes())
     return take, None
 
 

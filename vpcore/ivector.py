@@ -268,8 +268,11 @@ class TotalVariability:
         return T, offset
 
     # -- extraction -----------------------------------------------------------------
-    def set_matrix(self, T, n_components, offset=None):
-        """Install a trained matrix and offset (used when loading a model); returns self."""
+    def set_fitted(self, T, n_components, offset=None):
+        """Install a trained matrix (C*D, S) and offset (used when loading a model); returns self.
+
+        Never changes a hyper-parameter.
+        """
         T = check_array("T", T, ndim=2)
         if T.shape[0] % n_components:
             raise ModelError(f"T has {T.shape[0]} rows, not a multiple of C={n_components}")
@@ -280,7 +283,6 @@ class TotalVariability:
         self.offset_ = offset
         self.n_components_ = n_components
         self.n_features_ = T.shape[0] // n_components
-        self.rank = T.shape[1]
         self._prepare()
         return self
 

@@ -33,14 +33,14 @@ BOSARIS would instead give 0.5 for inverted scores; it is *not* used here.)
 
 import math
 import os
-import tempfile
 
 import numpy as np
 from scipy.special import logit
 from sklearn.isotonic import isotonic_regression
 
-from ._validation import check_array, check_float
+from ._validation import check_float, check_scores_labels
 from .errors import ParameterError
+from .persistence import atomic_write
 
 __all__ = [
     "eer",
@@ -66,56 +66,6 @@ _TRIAL_KEYWORDS = {"target": 1, "nontarget": 0}
 
 # ---------------------------------------------------------------------------
 # validation
-
-
-def _check_scores_labels(scores, labels, score_name="scores", both_classes=True):
-    """Validate a score array and its labels.
-
-    Parameters
-    ----------
-    scores : array_like, shape (N,)
-        Finite real numbers.
-    labels : array_like of bool or {0, 1}, shape (N,)
-        ``True``/``1`` for target trials.
-    score_name : str
-        Name of the score argument, used in error messages.
-    both_classes : bool
-        Require at least one target and one non-target.
-
-    Returns
-    -------
-    scores : ndarray of float64, shape (N,)
-    labels : ndarray of bool, shape (N,)
-
-    Raises
-    ------
-    ParameterError
-        If either array is empty, not 1-D or not finite, if the lengths
-        differ, if a label is not 0/1, or if a class is missing.
-    """
-    scores = check_array(score_name, scores, ndim=1, min_rows=1)
-    lab = check_array("labels", labels, ndim=1, min_rows=1)
-    if lab.shape[0] != scores.shape[0]:
-        raise ParameterError(
-            f"labels has length {lab.shape[0]} but {score_name} has length "
-            f"{scores.shape[0]}: they must have the same length"
-        )
-    bad = (lab != 0) & (lab != 1)
-    if np.any(bad):
-        value = lab[np.flatnonzero(bad)[0]]
-        raise ParameterError(
-            f"labels contains {value!r}: labels must be True/False or 1/0 (1 = target)"
-        )
-    lab = lab.astype(bool)
-    if both_classes:
-        n_tar = int(np.count_nonzero(lab))
-        n_non = lab.shape[0] - n_tar
-        if n_tar == 0 or n_non == 0:
-            raise ParameterError(
-                f"labels has {n_tar} targets and {n_non} non-targets: at least one "
-                "target (1/True) and one non-target (0/False) are needed"
-            )
-    return scores, lab
 
 
 def _check_costs(p_target, c_miss, c_fa):
@@ -192,7 +142,7 @@ def det_curve(scores, labels):
        "The DET curve in assessment of detection task performance",
        Proc. Eurospeech, 1997.
     """
-    scores, labels = _check_scores_labels(scores, labels)
+    scores, labels = check_scores_labels(scores, labels)
     return _operating_points(scores, labels)
 
 
@@ -252,7 +202,7 @@ def eer(scores, labels):
     .. [2] A. Martin et al., "The DET curve in assessment of detection task
        performance", Proc. Eurospeech, 1997.
     """
-    scores, labels = _check_scores_labels(scores, labels)
+    scores, labels = check_scores_labels(scores, labels)
     p_miss, p_fa, _ = _operating_points(scores, labels)
     return _eer_from_points(p_miss, p_fa)
 
@@ -303,7 +253,7 @@ def min_dcf(scores, labels, p_target=0.01, c_miss=1, c_fa=1):
     .. [1] NIST, "The NIST Year 2010 Speaker Recognition Evaluation Plan", 2010.
     .. [2] N. Brümmer, E. de Villiers, "The BOSARIS Toolkit", arXiv:1304.2865, 2011.
     """
-    scores, labels = _check_scores_labels(scores, labels)
+    scores, labels = check_scores_labels(scores, labels)
     p_target, c_miss, c_fa = _check_costs(p_target, c_miss, c_fa)
     p_miss, p_fa, _ = _operating_points(scores, labels)
     dcf = c_miss * p_target * p_miss + c_fa * (1.0 - p_target) * p_fa
@@ -346,7 +296,7 @@ def act_dcf(llrs, labels, p_target=0.01, c_miss=1, c_fa=1):
     ----------
     .. [1] N. Brümmer, E. de Villiers, "The BOSARIS Toolkit", arXiv:1304.2865, 2011.
     """
-    llrs, labels = _check_scores_labels(llrs, labels, score_name="llrs")
+    llrs, labels = check_scores_labels(llrs, labels, score_name="llrs")
     p_target, c_miss, c_fa = _check_costs(p_target, c_miss, c_fa)
     threshold = -(math.log(c_miss * p_target) - math.log(c_fa * (1.0 - p_target)))
     accept = llrs >= threshold
@@ -400,7 +350,7 @@ def cllr(llrs, labels):
     .. [1] N. Brümmer, J. du Preez, "Application-independent evaluation of
        speaker detection", Computer Speech & Language 20(2-3), 230-275, 2006.
     """
-    llrs, labels = _check_scores_labels(llrs, labels, score_name="llrs")
+    llrs, labels = check_scores_labels(llrs, labels, score_name="llrs")
     return _cllr_bits(llrs, labels)
 
 
@@ -467,7 +417,7 @@ def min_cllr(scores, labels):
     .. [2] B. Zadrozny, C. Elkan, "Transforming classifier scores into accurate
        multiclass probability estimates", Proc. KDD, 2002.
     """
-    scores, labels = _check_scores_labels(scores, labels)
+    scores, labels = check_scores_labels(scores, labels)
     return min(_cllr_bits(_pav_llrs(scores, labels), labels), 1.0)
 
 
@@ -501,7 +451,7 @@ def far_frr(scores, labels, threshold):
     ParameterError
         On invalid scores or labels, or a non-finite ``threshold``.
     """
-    scores, labels = _check_scores_labels(scores, labels)
+    scores, labels = check_scores_labels(scores, labels)
     threshold = check_float("threshold", threshold)
     accept = scores >= threshold
     far = np.count_nonzero(accept & ~labels) / np.count_nonzero(~labels)
@@ -538,7 +488,7 @@ def evaluate(scores, labels, llrs=None, threshold=None):
     ParameterError
         If any argument is invalid (see the individual metrics).
     """
-    scores, labels = _check_scores_labels(scores, labels)
+    scores, labels = check_scores_labels(scores, labels)
     n_tar = int(np.count_nonzero(labels))
     result = {
         "n_target": n_tar,
@@ -548,7 +498,7 @@ def evaluate(scores, labels, llrs=None, threshold=None):
         "min_dcf_0.001": min_dcf(scores, labels, p_target=0.001),
     }
     if llrs is not None:
-        llrs, _ = _check_scores_labels(llrs, labels, score_name="llrs")
+        llrs, _ = check_scores_labels(llrs, labels, score_name="llrs")
         result["act_dcf_0.01"] = act_dcf(llrs, labels, p_target=0.01)
         result["cllr"] = cllr(llrs, labels)
         result["min_cllr"] = min_cllr(llrs, labels)
@@ -664,19 +614,7 @@ def write_scores(path, rows):
                 )
         score = check_float(f"rows[{i}] score", score)
         lines.append(f"{enroll} {test} {score!r}\n")
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".scores-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(lines)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(os.path.abspath(os.fspath(path)), "".join(lines))
 
 
 def read_scores(path):

@@ -105,8 +105,11 @@ class PLDA:
         self.psi_ = np.maximum(psi, 1e-10)
         self.transform_ = V
 
-    def set_arrays(self, mean, between, within):
-        """Install fitted arrays (used when loading a model); returns self."""
+    def set_fitted(self, mean, between, within):
+        """Install fitted arrays (used when loading a model); returns self.
+
+        Never changes a hyper-parameter.
+        """
         self.mean_ = check_array("mean", mean, ndim=1)
         self.between_ = check_array("between", between, ndim=2)
         self.within_ = check_array("within", within, ndim=2)

@@ -178,8 +178,11 @@ class DiagonalGMM:
         check_fitted(self, "means_")
         return self.weights_, self.means_, self.variances_
 
-    def set_params_arrays(self, weights, means, variances):
-        """Install fitted parameters (used when loading a model)."""
+    def set_fitted(self, weights, means, variances):
+        """Install fitted arrays (used when loading a model); returns self.
+
+        Never changes a hyper-parameter.
+        """
         self.weights_ = check_array("weights", weights, ndim=1)
         self.means_ = check_array("means", means, ndim=2)
         self.variances_ = check_array("variances", variances, ndim=2)
@@ -190,7 +193,6 @@ class DiagonalGMM:
                 f" variances {self.variances_.shape}")
         if np.any(self.variances_ <= 0) or np.any(self.weights_ <= 0):
             raise ParameterError("GMM weights and variances must be positive")
-        self.n_components = C
         return self
 
     # -- EM -------------------------------------------------------------------------

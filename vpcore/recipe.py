@@ -1,0 +1,335 @@
+"""The training recipe: labelled speech in, fitted stages out.
+
+One function per step, each taking the model's hyper-parameters (``params``:
+the :class:`~vpcore.model.VoiceprintModel` being trained, read only)::
+
+    features ─ extract_features / batch_features
+      ─▶ UBM ─ fit_ubm
+      ─▶ Baum-Welch stats ─▶ total variability ─ fit_tv
+      ─▶ i-vectors of units ─ unit_ivectors (utterances; parts of one-utterance speakers)
+      ─▶ backend + PLDA + cohort ─ fit_backend_stages
+      ─▶ cross-validated trial scores ─ cv_trials ─▶ calibration ─ fit_calibration
+
+:func:`train` runs them all over batches held by an executor (local or Dask,
+:mod:`vpcore.parallel`); :func:`fit_scoring` runs the last three on
+i-vectors. The map-reduce steps run on batches of 64 utterances; their results
+are statistics that add up, so a cluster gives the model a local run gives.
+
+The backend steps take ``extra``: further labelled units (e.g. augmented
+copies of training speech as extra sessions) that join the training of the
+backend and PLDA, and every training fold of the calibration, but are never
+drawn into the cohort nor enrolled or probed in the calibration trials.
+"""
+
+import time
+import warnings
+
+import numpy as np
+from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
+
+from ._provenance import code_key
+from ._validation import check_array, check_random_state
+from .backend import Backend
+from .calibration import LogisticCalibration
+from .errors import ParameterError, TooLittleSpeechError
+from .features import extract_features as _extract
+from .ivector import TotalVariability
+from .plda import PLDA
+from .scoring import Scorer
+from .stats import compute_stats
+from .ubm import DiagonalGMM
+
+__all__ = ["extract_features", "make_batches", "batch_features", "train", "fit_ubm", "fit_tv",
+           "unit_ivectors", "fit_backend_stages", "cv_trials", "fit_calibration", "fit_scoring"]
+
+#: Utterances per map-reduce batch.
+BATCH = 64
+
+
+# ------------------------------------------------------------------ features ---
+def _features_or_none(samples, options):
+    try:
+        if callable(samples):  # loaded here, in the worker that needs it
+            samples = samples()
+        return _extract(samples, options)
+    except TooLittleSpeechError:
+        return None
+
+
+def extract_features(waveforms, options, n_jobs=1, progress=False):
+    """Front-end features of many waveforms (joblib over ``n_jobs``); None: too little speech."""
+    items = waveforms
+    if progress:
+        from tqdm.auto import tqdm
+        items = tqdm(waveforms, desc="features", unit="utt")
+    if n_jobs == 1:
+        return [_features_or_none(w, options) for w in items]
+    return Parallel(n_jobs=n_jobs)(delayed(_features_or_none)(w, options) for w in items)
+
+
+def make_batches(items):
+    """``(start index, items)`` batches of the training list."""
+    return [(i, items[i:i + BATCH]) for i in range(0, len(items), BATCH)]
+
+
+def batch_features(batch, options):
+    """A batch of waveforms (or loaders) -> the same batch of features."""
+    start, waveforms = batch
+    return start, [_features_or_none(w, options) for w in waveforms]
+
+
+def _batch_lengths(batch):
+    return np.array([0 if f is None else len(f) for f in batch[1]], dtype=np.int64)
+
+
+def _batch_sample_frames(batch, fraction, seed):
+    """A seeded random ``fraction`` of the batch's frames (the seed includes the batch start)."""
+    start, feats = batch
+    frames = [f for f in feats if f is not None]
+    if not frames:
+        return np.zeros((0, 0), dtype=np.float32)
+    X = np.concatenate(frames)
+    if fraction < 1.0:
+        rng = np.random.default_rng([seed, start])
+        X = X[np.sort(rng.choice(len(X), int(round(fraction * len(X))), replace=False))]
+    return X
+
+
+def _batch_stats(batch, ubm_params):
+    """Stacked statistics ``(N (u, C), F (u, C*D))`` of the batch's utterances with speech."""
+    with threadpool_limits(limits=1, user_api="blas"):  # small products: one thread is faster
+        stats = [compute_stats(ubm_params, f) for f in batch[1] if f is not None]
+    if not stats:
+        C, D = ubm_params[1].shape
+        return np.zeros((0, C)), np.zeros((0, C * D), dtype=np.float32)
+    return (np.stack([s.n for s in stats]),
+            np.stack([s.f.reshape(-1) for s in stats]).astype(np.float32))
+
+
+def _batch_unit_ivectors(batch, ubm_params, tv, split, split_frames):
+    """``[(utterance index, [i-vector, ...]), ...]``: parts for utterances flagged in ``split``."""
+    start, feats = batch
+    out = []
+    with threadpool_limits(limits=1, user_api="blas"):  # small products: one thread is faster
+        for offset, f in enumerate(feats):
+            if f is None:
+                continue
+            index = start + offset
+            parts = _split_frames(f, split_frames, 4) if split[index] and split_frames else [f]
+            vectors = []
+            for p in parts:
+                stats = compute_stats(ubm_params, p)
+                vectors.append(tv.transform_one(stats.n, stats.f))
+            out.append((index, vectors))
+    return out
+
+
+def _split_frames(frames, min_frames, max_parts):
+    """Cut one utterance's frames into up to ``max_parts`` contiguous parts of >= min_frames."""
+    parts = min(max_parts, len(frames) // min_frames)
+    if parts < 2:
+        return [frames]
+    return np.array_split(frames, parts)
+
+
+# ---------------------------------------------------------------- the recipe ---
+def train(params, batches, speakers, executor, progress=None):
+    """Every step over batches of features held by ``executor``.
+
+    Parameters
+    ----------
+    params : VoiceprintModel
+        Hyper-parameters (read only).
+    batches : list
+        Executor handles of ``(start, [features or None, ...])`` batches.
+    speakers : sequence of str
+        Speaker of each utterance, in batch order.
+    executor : LocalExecutor or DaskExecutor
+    progress : callable or None
+        ``progress(stage, iteration, value)`` for the EM objectives.
+
+    Returns
+    -------
+    dict
+        The fitted stages, as :meth:`VoiceprintModel.set_fitted` takes them.
+    """
+    seconds = {}
+    lengths = np.concatenate(executor.gather(executor.map(_batch_lengths, batches)))
+    keep = lengths > 0
+    if not keep.all():
+        warnings.warn(f"{int((~keep).sum())} of {len(keep)} training utterances had too "
+                      "little speech and were skipped", stacklevel=4)
+    kept_speakers = [str(s) for s, k in zip(speakers, keep) if k]
+    if len(set(kept_speakers)) < 4:
+        raise ParameterError(f"training data has {len(set(kept_speakers))} speakers with "
+                             "speech; at least 4 are needed")
+    start = time.perf_counter()
+    ubm = fit_ubm(params, batches, lengths, executor, progress)
+    seconds["ubm"] = time.perf_counter() - start
+    start = time.perf_counter()
+    tv = fit_tv(params, batches, ubm, executor, progress)
+    seconds["total_variability"] = time.perf_counter() - start
+    start = time.perf_counter()
+    ivecs, unit_spk = unit_ivectors(params, batches, ubm, tv, speakers, keep, executor)
+    seconds["ivectors"] = time.perf_counter() - start
+    start = time.perf_counter()
+    backend, scorer, summary = fit_scoring(params, ivecs, unit_spk)
+    seconds["backend"] = time.perf_counter() - start
+    summary = {
+        "utterances": int(keep.sum()), "speakers": len(set(kept_speakers)),
+        "frames": int(lengths.sum()),
+        "code": code_key(),  # provenance only: the fingerprint covers parameters
+        **summary,
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+    }
+    return {"feature_options": params.feature_options, "ubm": ubm, "tv": tv,
+            "backend": backend, "scorer": scorer, "training_summary": summary}
+
+
+def fit_ubm(params, batches, lengths, executor, progress=None):
+    """UBM on a seeded subset of the pooled frames, which stays where the batches are."""
+    fraction = min(1.0, params.ubm_max_frames / lengths.sum())
+    seed = 0 if params.random_state is None else int(params.random_state)
+    frames = executor.map(_batch_sample_frames, batches, fraction, seed)
+    ubm = DiagonalGMM(n_components=params.n_components, n_iter=params.ubm_iter,
+                      max_frames=params.ubm_max_frames, random_state=params.random_state)
+    return ubm.fit_chunks(frames, executor, progress=progress)
+
+
+def fit_tv(params, batches, ubm, executor, progress=None):
+    """Baum-Welch statistics (kept with the batches) and the total-variability model."""
+    stats = executor.map(_batch_stats, batches, ubm.params)
+    tv = TotalVariability(rank=params.tv_rank, n_iter=params.tv_iter,
+                          random_state=params.random_state)
+    tv.fit_chunks(stats, executor, progress=progress)
+    # T is stored in float32, so that a saved and reloaded model scores identically.
+    return tv.set_fitted(tv.T_.astype(np.float32).astype(np.float64), params.n_components,
+                         tv.offset_)
+
+
+def unit_ivectors(params, batches, ubm, tv, speakers, keep, executor):
+    """I-vectors (U, S) and speakers (U,) of the backend's units.
+
+    The units are the utterances with speech; a speaker with one such
+    utterance has it cut into parts of at least ``split_frames`` frames, so the
+    backend sees within-speaker variation.
+    """
+    kept_speakers = [str(s) for s, k in zip(speakers, keep) if k]
+    counts = {}
+    for s in kept_speakers:
+        counts[s] = counts.get(s, 0) + 1
+    split = np.zeros(len(keep), dtype=bool)
+    split[np.flatnonzero(keep)] = [counts[s] == 1 for s in kept_speakers]
+    split_frames = params.split_frames if params.split_frames else 0
+    units = executor.gather(executor.map(_batch_unit_ivectors, batches, ubm.params, tv, split,
+                                         split_frames))
+    ivecs, unit_spk = [], []
+    for batch_units in units:
+        for index, vectors in batch_units:
+            ivecs.extend(vectors)
+            unit_spk.extend([str(speakers[index])] * len(vectors))
+    return np.stack(ivecs), unit_spk
+
+
+def _speakers_with_several(spk, at_least=2):
+    labels, counts = np.unique(spk, return_counts=True)
+    return labels[counts >= at_least]
+
+
+def _join(ivecs, spk, extra):
+    if extra is None:
+        return ivecs, spk
+    x_ivecs, x_spk = extra
+    return np.concatenate([ivecs, x_ivecs]), np.concatenate([spk, np.asarray(x_spk, dtype=str)])
+
+
+def fit_backend_stages(params, ivecs, spk, extra=None):
+    """Backend and PLDA on labelled units (plus ``extra``); the cohort from ``ivecs``' units.
+
+    Returns ``(backend, plda, cohort (K, R))``: ``cohort_per_speaker`` seeded
+    units of each speaker of ``spk``, in PLDA space.
+    """
+    all_ivecs, all_spk = _join(ivecs, spk, extra)
+    backend = Backend(lda_dim=params.lda_dim, wccn=params.wccn).fit(all_ivecs, all_spk)
+    X = backend.transform(all_ivecs)
+    mask = np.isin(all_spk, _speakers_with_several(all_spk))
+    plda = PLDA(n_iter=params.plda_iter).fit(X[mask], all_spk[mask])
+    Z = plda.project(X[:len(spk)])
+    rng = check_random_state(params.random_state)
+    cohort_idx = []
+    for s in np.unique(spk):
+        idx = np.flatnonzero(spk == s)
+        cohort_idx.extend(rng.permutation(idx)[: params.cohort_per_speaker])
+    return backend, plda, Z[np.sort(cohort_idx)]
+
+
+def cv_trials(params, ivecs, spk, extra=None):
+    """Scores and labels of trials among held-out speakers, for calibration.
+
+    K-fold over the speakers with 4 or more units (``calibration_folds``):
+    each fold's backend, PLDA and cohort are trained without it, and each
+    held-out speaker is enrolled with 3 seeded units and probed with the rest
+    against every enrolment of the fold, through the same :class:`Scorer` as
+    the service. ``extra`` units join every fold's training.
+
+    Returns
+    -------
+    scores : ndarray of shape (M,)
+        Normalised scores (AS-norm when enabled).
+    labels : ndarray of bool, shape (M,)
+    """
+    rng = check_random_state(params.random_state)
+    multi = _speakers_with_several(spk, at_least=4)
+    if len(multi) < 2 * params.calibration_folds:
+        raise ParameterError(
+            f"only {len(multi)} speakers have 4 or more utterances/parts; calibration with "
+            f"calibration_folds={params.calibration_folds} needs at least "
+            f"{2 * params.calibration_folds}")
+    folds = np.array_split(rng.permutation(multi), params.calibration_folds)
+    scores, labels = [], []
+    for fold in folds:
+        held = np.isin(spk, fold)
+        backend, plda, cohort = fit_backend_stages(params, ivecs[~held], spk[~held], extra)
+        Z = plda.project(backend.transform(ivecs[held]))
+        s_held = spk[held]
+        enrol_means, probes, probe_spk = [], [], []
+        for s in fold:
+            idx = rng.permutation(np.flatnonzero(s_held == s))
+            enrol_means.append(Z[idx[:3]].mean(axis=0))
+            probes.append(Z[idx[3:]])
+            probe_spk += [s] * (len(idx) - 3)
+        scorer = Scorer(plda, cohort, params.asnorm_top)
+        rows = scorer.prepare(scorer.enrol(np.stack(enrol_means), 3, np.float64), np.float64)
+        scores.append(scorer.scores(rows, np.concatenate(probes)).ravel())
+        labels.append((np.asarray(fold)[:, None] == np.asarray(probe_spk)[None, :]).ravel())
+    return np.concatenate(scores), np.concatenate(labels)
+
+
+def fit_calibration(params, scores, labels):
+    """The calibration stage, fitted on cross-validated trial scores."""
+    return LogisticCalibration(prior=params.calibration_prior).fit(scores, labels)
+
+
+def fit_scoring(params, ivecs, speakers, extra=None):
+    """Backend and the whole :class:`Scorer` (PLDA, cohort, AS-norm, calibration) on units.
+
+    Returns ``(backend, scorer, summary)``; calibration is fitted on
+    cross-validated scores first, then the backend and PLDA on everything.
+    """
+    ivecs = check_array("ivecs", ivecs, ndim=2)
+    spk = np.asarray([str(s) for s in speakers])
+    if extra is not None:
+        extra = (check_array("extra ivecs", extra[0], ndim=2, n_cols=ivecs.shape[1]),
+                 [str(s) for s in extra[1]])
+    cal_scores, cal_labels = cv_trials(params, ivecs, spk, extra)
+    backend, plda, cohort = fit_backend_stages(params, ivecs, spk, extra)
+    calibration = fit_calibration(params, cal_scores, cal_labels)
+    summary = {
+        "backend_units": int(len(spk)),
+        "calibration_trials": {"target": int(cal_labels.sum()),
+                               "nontarget": int((~cal_labels).sum())},
+    }
+    if extra is not None:
+        summary["extra_units"] = int(len(extra[1]))
+    return backend, Scorer(plda, cohort, params.asnorm_top, calibration), summary
