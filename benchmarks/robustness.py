@@ -68,13 +68,12 @@ def _augmenter(condition):
 
 def _style(x, rng):
     import librosa
-    import scipy.signal
+
+    from vpcore.augment import spectral_tilt
 
     rate = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
     y = librosa.effects.time_stretch(x.astype(np.float32), rate=rate)
-    tilt = rng.uniform(-0.5, 0.5)  # > 0: duller (soft voice); < 0: brighter (raised effort)
-    y = scipy.signal.lfilter([1.0 - abs(tilt)], [1.0, -tilt], y) if tilt > 0 else \
-        scipy.signal.lfilter([1.0, tilt], [1.0], y)
+    y = spectral_tilt(y, rng.uniform(-0.5, 0.5))  # > 0: soft voice; < 0: raised effort
     y = y * 10 ** (rng.uniform(-10, 6) / 20)
     peak = float(np.max(np.abs(y)))
     return (y * min(1.0, 0.99 / peak) if peak > 0 else y).astype(np.float32)

@@ -55,7 +55,7 @@ from .errors import ParameterError
 
 __all__ = ["CONDITIONS", "CODECS", "Augmenter", "available_codecs", "coloured_noise",
            "nonstationary_noise", "add_noise", "babble", "room_impulse_response",
-           "reverberate", "band_limit", "codec_round_trip", "telephone", "equalise",
+           "reverberate", "band_limit", "spectral_tilt", "codec_round_trip", "telephone", "equalise",
            "gain_and_clip"]
 
 #: Names of the conditions :class:`Augmenter` knows, in its default order.
@@ -336,6 +336,15 @@ def _peaking(f0, gain_db, q, sample_rate):
     return b / a[0], a / a[0]
 
 
+def spectral_tilt(samples, amount):
+    """First-order tilt: ``amount`` in (0, 1) dulls (one-pole low-pass), in (-1, 0) brightens."""
+    x = np.asarray(samples, dtype=np.float64)
+    amount = check_float("amount", amount, low=-0.99, high=0.99)
+    if amount > 0:
+        return scipy.signal.lfilter([1.0 - amount], [1.0, -amount], x)
+    return scipy.signal.lfilter([1.0, amount], [1.0], x)
+
+
 def equalise(samples, rng, eq_db=8.0, sample_rate=SAMPLE_RATE):
     """A random microphone colouring: 3 peaking bands and a tilt of up to +-``eq_db``."""
     x = check_waveform(samples, sample_rate).astype(np.float64)
@@ -344,9 +353,7 @@ def equalise(samples, rng, eq_db=8.0, sample_rate=SAMPLE_RATE):
         f0 = float(np.exp(rng.uniform(np.log(150.0), np.log(0.9 * sample_rate / 2))))
         b, a = _peaking(f0, rng.uniform(-eq_db, eq_db), rng.uniform(0.5, 2.0), sample_rate)
         x = scipy.signal.lfilter(b, a, x)
-    tilt = rng.uniform(-0.6, 0.6)  # first-order tilt: bright (< 0) or dull (> 0) capsule
-    x = scipy.signal.lfilter([1.0 - abs(tilt)], [1.0, -tilt], x) if tilt > 0 else \
-        scipy.signal.lfilter([1.0, tilt], [1.0], x)
+    x = spectral_tilt(x, rng.uniform(-0.6, 0.6))  # a bright (< 0) or dull (> 0) capsule
     return _safe_level(x)
 
 
