@@ -5,8 +5,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from vpcore.corpus import data_root
+
+# CI (.ci/run sets VPCORE_HYPOTHESIS_PROFILE=ci) draws the same examples on every run, so a
+# red run can be reproduced and is never a lucky draw; local runs explore new examples.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("VPCORE_HYPOTHESIS_PROFILE", "default"))
 
 
 def corpus_root():
