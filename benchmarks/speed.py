@@ -74,13 +74,14 @@ def naive_system(train_samples, n_components, seed=0):
     """A librosa MFCC + sklearn diagonal GMM 'system' fitted quickly (for timing only)."""
     import warnings
 
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
     feats = np.concatenate([naive_features(x) for x in train_samples])
     gmm = GaussianMixture(n_components=n_components, covariance_type="diag", max_iter=3,
                           init_params="random_from_data", random_state=seed, reg_covar=1e-3)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter=3 on purpose
         gmm.fit(feats[: max(20 * n_components, 2000)])
     return gmm
 

@@ -245,3 +245,8 @@ def test_bad_prior_at_prediction_raises():
     cal.set_params(prior=1.5)
     with pytest.raises(ParameterError, match="prior"):
         cal.predict_proba([0.0])
+
+
+def test_convergence_is_reported_as_sklearn_does():
+    cal = LogisticCalibration().fit(*gaussian_trials(n_tar=500, n_non=500))
+    assert cal.converged_ is True and cal.n_iter_ >= 1

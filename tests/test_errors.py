@@ -85,3 +85,25 @@ def test_all_lists_every_public_class_and_package_reexports_them():
     for name in errors.__all__:
         if issubclass(getattr(errors, name), VpcoreError):
             assert getattr(vpcore, name) is getattr(errors, name)
+
+
+def test_convergence_warning_is_sklearn_s():
+    from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+
+    assert issubclass(ConvergenceWarning, SklearnConvergenceWarning)
+    with pytest.warns(SklearnConvergenceWarning):
+        warnings.warn("did not converge", ConvergenceWarning)
+
+
+def test_the_library_never_silences_warnings_wholesale():
+    # Filters are the application's business: a library that resets them hides
+    # ConvergenceWarning and every other warning from its users.
+    import pathlib
+    import re
+
+    pattern = re.compile(r"\b(simplefilter|filterwarnings|catch_warnings|resetwarnings)\b")
+    offenders = [f"{path.name}:{number}"
+                 for path in sorted(pathlib.Path(vpcore.__file__).parent.glob("*.py"))
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if pattern.search(line)]
+    assert offenders == []

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import multivariate_normal
 
-from vpcore.errors import ModelError, NotFittedError, ParameterError, VpcoreError
+from vpcore.errors import (ConvergenceWarning, ModelError, NotFittedError, ParameterError,
+                           VpcoreError)
 from vpcore.ivector import TotalVariability, TvStats, accumulate
 
 
@@ -293,3 +294,42 @@ def test_unseen_component_does_not_crash_training_with_a_raw_linalg_error():
         return  # a clear library error is acceptable
     assert np.all(np.isfinite(tv.T_))
     assert np.all(np.isfinite(tv.transform(N, F)))
+
+
+# ---------------------------------------------------------------------------
+# convergence, reported as scikit-learn does
+
+
+def test_tol_stops_training_and_reports_convergence():
+    import warnings
+
+    T, W, N, F = generate(U=200, seed=12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        tv = TotalVariability(rank=2, n_iter=200, tol=1e-4, random_state=0).fit(N, F)
+    assert tv.converged_ is True
+    assert 2 <= tv.n_iter_ < 200 and tv.n_iter_ == len(tv.objective_history_)
+    last, previous = tv.objective_history_[-2:]
+    assert last - previous < 1e-4 * abs(last)
+    # stopping keeps the matrix the last E-step judged: more iterations change nothing
+    again = TotalVariability(rank=2, n_iter=tv.n_iter_, random_state=0).fit(N, F)
+    assert again.objective_history_ == tv.objective_history_
+
+
+def test_tol_not_met_warns_with_sklearn_convergence_warning():
+    from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+
+    T, W, N, F = generate(U=60, seed=13)
+    with pytest.warns(SklearnConvergenceWarning, match="n_iter=3"):
+        tv = TotalVariability(rank=2, n_iter=3, tol=0.0).fit(N, F)
+    assert (tv.converged_, tv.n_iter_) == (False, 3)
+
+
+def test_without_tol_every_iteration_runs_and_nothing_is_claimed():
+    import warnings
+
+    T, W, N, F = generate(U=60, seed=14)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        tv = TotalVariability(rank=2, n_iter=4).fit(N, F)
+    assert (tv.converged_, tv.n_iter_) == (False, 4)

@@ -4,6 +4,7 @@ Data come from a KNOWN model: x = mu + y_s + e with y_s ~ N(0, B), e ~ N(0, W).
 """
 
 import functools
+import warnings
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import multivariate_normal
 
-from vpcore.errors import ModelError, NotFittedError, ParameterError
+from vpcore.errors import ConvergenceWarning, ModelError, NotFittedError, ParameterError
 from vpcore.plda import PLDA
 
 
@@ -290,3 +291,40 @@ def test_set_fitted_rejects_disagreeing_shapes():
     mu, B, W = model()
     with pytest.raises(ModelError, match="shape"):
         PLDA().set_fitted(mu[:3], B, W)
+
+
+# ---------------------------------------------------------------------------
+# convergence, reported as scikit-learn does
+
+
+def test_tol_stops_em_and_reports_convergence():
+    X, labels, _ = generate(200, 5, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        plda = PLDA(n_iter=500, tol=1e-6).fit(X, labels)
+    assert plda.converged_ is True
+    assert 1 <= plda.n_iter_ < 500
+    # it stopped after the first step that moved both covariances by less than tol
+    fixed = PLDA(n_iter=plda.n_iter_).fit(X, labels)
+    np.testing.assert_array_equal(fixed.within_, plda.within_)
+    before = PLDA(n_iter=plda.n_iter_ - 1).fit(X, labels)
+    assert rel_err(plda.within_, before.within_) < 1e-6
+    assert rel_err(plda.between_, before.between_) < 1e-6
+
+
+def test_tol_not_met_warns_with_sklearn_convergence_warning():
+    from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+
+    X, labels, _ = generate(40, 3, seed=5)
+    with pytest.warns(SklearnConvergenceWarning, match="n_iter=2"):
+        plda = PLDA(n_iter=2, tol=0.0).fit(X, labels)
+    assert (plda.converged_, plda.n_iter_) == (False, 2)
+
+
+def test_without_tol_every_step_runs_and_nothing_is_claimed():
+    X, labels, _ = generate(40, 3, seed=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        plda = PLDA(n_iter=3).fit(X, labels)
+    assert (plda.converged_, plda.n_iter_) == (False, 3)
+    assert PLDA(n_iter=0).fit(X, labels).n_iter_ == 0

@@ -325,3 +325,35 @@ def test_set_fitted_round_trip_and_validation():
         DiagonalGMM().set_fitted(w[:2], mu, var)
     with pytest.raises(ParameterError, match="positive"):
         DiagonalGMM().set_fitted(w, mu, -var)
+
+
+# ---------------------------------------------------------------------------
+# convergence, reported as scikit-learn does
+
+
+def test_converged_and_n_iter_when_tol_is_met():
+    X = clusters([[0, 0], [8, 8]], 200, 1.0, seed=12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        gmm = DiagonalGMM(n_components=2, n_iter=100, tol=1e-3).fit(X)
+    assert gmm.converged_ is True
+    assert 2 <= gmm.n_iter_ < 100
+    assert gmm.n_iter_ == len(gmm.loglik_history_)
+    assert gmm.loglik_history_[-1] - gmm.loglik_history_[-2] < 1e-3
+
+
+def test_not_converged_warns_with_sklearn_convergence_warning():
+    from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+
+    X = clusters([[0, 0], [3, 3], [-3, 3], [0, -4]], 100, 1.0, seed=8)
+    with pytest.warns(SklearnConvergenceWarning, match="n_iter=3"):
+        gmm = DiagonalGMM(n_components=4, n_iter=3, tol=0.0).fit(X)
+    assert gmm.converged_ is False
+    assert gmm.n_iter_ == 3 == len(gmm.loglik_history_)
+
+
+def test_one_iteration_cannot_judge_convergence_and_says_so():
+    X = clusters([[0, 0], [8, 8]], 100, 1.0, seed=13)
+    with pytest.warns(ConvergenceWarning):
+        gmm = DiagonalGMM(n_components=2, n_iter=1).fit(X)
+    assert (gmm.converged_, gmm.n_iter_) == (False, 1)

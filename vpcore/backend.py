@@ -17,7 +17,7 @@ import numpy as np
 import scipy.linalg
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ._validation import check_array, check_fitted, check_int
+from ._validation import check_array, check_fitted, check_float, check_int
 from .errors import ParameterError
 
 __all__ = ["Center", "LDA", "WCCN", "LengthNorm", "Backend", "within_class_scatter"]
@@ -31,6 +31,11 @@ def _check_labels(X, y):
     if len(classes) < 2:
         raise ParameterError(f"y has {len(classes)} distinct speaker(s); at least 2 are needed")
     return classes, inverse
+
+
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ParameterError(f"{name}={value!r} must be True or False")
 
 
 def within_class_scatter(X, inverse, n_classes):
@@ -49,6 +54,11 @@ class Center(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         X = check_array("X", X, ndim=2, min_rows=1)
         self.mean_ = X.mean(axis=0)
+        return self
+
+    def set_fitted(self, mean):
+        """Install the fitted mean (S,); returns self."""
+        self.mean_ = check_array("mean", mean, ndim=1)
         return self
 
     def transform(self, X):
@@ -74,6 +84,8 @@ class LDA(TransformerMixin, BaseEstimator):
         self.reg = reg
 
     def fit(self, X, y):
+        check_int("n_components", self.n_components, low=1)
+        check_float("reg", self.reg, low=0.0)
         X = check_array("X", X, ndim=2, min_rows=2)
         classes, inverse = _check_labels(X, y)
         k = check_int("n_components", self.n_components, low=1, high=X.shape[1])
@@ -86,6 +98,13 @@ class LDA(TransformerMixin, BaseEstimator):
         order = np.argsort(evals)[::-1][:k]
         self.components_ = evecs[:, order]
         self.explained_ratio_ = evals[order]
+        return self
+
+    def set_fitted(self, components, explained_ratio=None):
+        """Install the fitted projection (S, R) (and its eigenvalues (R,)); returns self."""
+        self.components_ = check_array("components", components, ndim=2)
+        if explained_ratio is not None:
+            self.explained_ratio_ = check_array("explained_ratio", explained_ratio, ndim=1)
         return self
 
     def transform(self, X):
@@ -107,11 +126,17 @@ class WCCN(TransformerMixin, BaseEstimator):
         self.reg = reg
 
     def fit(self, X, y):
+        check_float("reg", self.reg, low=0.0)
         X = check_array("X", X, ndim=2, min_rows=2)
         classes, inverse = _check_labels(X, y)
         sw, _, _ = within_class_scatter(X, inverse, len(classes))
         sw = sw + self.reg * np.trace(sw) / len(sw) * np.eye(len(sw))
         self.components_ = np.linalg.cholesky(np.linalg.inv(sw))
+        return self
+
+    def set_fitted(self, components):
+        """Install the fitted map (R, R); returns self."""
+        self.components_ = check_array("components", components, ndim=2)
         return self
 
     def transform(self, X):
@@ -158,7 +183,14 @@ class Backend(TransformerMixin, BaseEstimator):
         self.wccn = wccn
         self.length_norm = length_norm
 
+    def _validate(self):
+        if self.lda_dim is not None:
+            check_int("lda_dim", self.lda_dim, low=1)
+        _check_bool("wccn", self.wccn)
+        _check_bool("length_norm", self.length_norm)
+
     def fit(self, X, y):
+        self._validate()
         X = check_array("X", X, ndim=2, min_rows=2)
         center = Center().fit(X)
         Z = center.transform(X)

@@ -63,6 +63,9 @@ class LogisticCalibration(BaseEstimator):
         Offset.
     n_iter_ : int
         Iterations used by the optimiser.
+    converged_ : bool
+        Whether the optimiser converged; when not, ``fit`` warns with a
+        :class:`~vpcore.errors.ConvergenceWarning` (scikit-learn's).
 
     Notes
     -----
@@ -138,9 +141,9 @@ class LogisticCalibration(BaseEstimator):
         ConvergenceWarning
             If the optimiser stops before converging.
         """
-        scores, labels = check_scores_labels(scores, labels)
         prior = _check_prior("prior", self.prior)
         reg = check_float("reg", self.reg, low=0.0)
+        scores, labels = check_scores_labels(scores, labels)
 
         mean = float(np.mean(scores))
         std = float(np.std(scores))
@@ -187,9 +190,23 @@ class LogisticCalibration(BaseEstimator):
                 "so target scores are not higher than non-target scores; check "
                 "the sign of the scores and the labels"
             )
-        self.a_ = a
-        self.b_ = b_std - a_std * mean / std
+        self.set_fitted(a, b_std - a_std * mean / std)
         self.n_iter_ = int(res.nit)
+        self.converged_ = bool(res.success)
+        return self
+
+    def set_fitted(self, a, b):
+        """Install a fitted slope ``a`` (> 0) and offset ``b``; returns self.
+
+        Never changes a hyper-parameter (``prior`` and ``reg`` stay as given).
+
+        Raises
+        ------
+        ParameterError
+            If ``a`` is not a finite number > 0 or ``b`` is not finite.
+        """
+        self.a_ = check_float("a", a, low=0.0, low_inclusive=False)
+        self.b_ = check_float("b", b)
         return self
 
     def _scores(self, scores):
@@ -296,12 +313,6 @@ class LogisticCalibration(BaseEstimator):
         if missing:
             raise ModelError(f"calibration parameters lack the keys {missing}")
         try:
-            a = check_float("a", d["a"], low=0.0, low_inclusive=False)
-            b = check_float("b", d["b"])
-            prior = _check_prior("prior", d["prior"])
+            return cls(prior=_check_prior("prior", d["prior"])).set_fitted(d["a"], d["b"])
         except ParameterError as exc:
             raise ModelError(f"invalid calibration parameters: {exc}") from None
-        model = cls(prior=prior)
-        model.a_ = a
-        model.b_ = b
-        return model

@@ -6,6 +6,8 @@ already catch ``ValueError`` keep working. Messages name the parameter, the
 value and the rule, e.g. ``"sample_rate=44100 must be 16000"``.
 """
 
+from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
+
 __all__ = [
     "VpcoreError",
     "ParameterError",
@@ -63,5 +65,9 @@ class NotFittedError(ModelError, AttributeError):
     """An estimator was used before ``fit``."""
 
 
-class ConvergenceWarning(UserWarning):
-    """An iterative estimator stopped before it converged."""
+class ConvergenceWarning(_SklearnConvergenceWarning):
+    """An iterative estimator stopped before it converged.
+
+    A subclass of scikit-learn's ``ConvergenceWarning`` (itself a
+    ``UserWarning``), so a filter or ``pytest.warns`` on either catches it.
+    """

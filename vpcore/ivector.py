@@ -22,15 +22,17 @@ P. Kenny, "A small footprint i-vector extractor", Odyssey 2012.
 Kaldi ``ivector/ivector-extractor.cc`` (minimum-divergence re-estimation).
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
 from scipy.linalg.lapack import dpotrf, dpotri
+from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
-from ._validation import check_array, check_fitted, check_int, check_random_state
-from .errors import ModelError, ParameterError
+from ._validation import check_array, check_fitted, check_float, check_int, check_random_state
+from .errors import ConvergenceWarning, ModelError, ParameterError
 
 __all__ = ["TvStats", "TotalVariability"]
 
@@ -163,7 +165,7 @@ def _chunk_summary(chunk):
             float(N.sum()))
 
 
-class TotalVariability:
+class TotalVariability(BaseEstimator):
     """Total-variability matrix trained by EM, and fast i-vector extraction.
 
     Parameters
@@ -171,11 +173,16 @@ class TotalVariability:
     rank : int
         S, the i-vector dimension.
     n_iter : int
-        EM iterations.
+        EM iterations (at most, when ``tol`` is set).
     min_divergence : bool
         Apply the minimum-divergence re-estimation after each M-step.
     random_state : int or None
         Seed of the random initialisation of ``T``; None means 0.
+    tol : float or None
+        Stop once an E-step finds the average objective per utterance improved
+        by less than ``tol`` times its magnitude. None (the default) runs all
+        ``n_iter`` iterations, as Kaldi's recipes do, and then no
+        convergence is claimed or warned about.
 
     Attributes
     ----------
@@ -184,16 +191,35 @@ class TotalVariability:
     n_components_, n_features_ : int
     objective_history_ : list of float
         Average EM objective per utterance before each M-step (non-decreasing).
+    converged_ : bool
+        Whether ``tol`` stopped training (always False when ``tol`` is None).
+        With a ``tol`` that is not met within ``n_iter`` iterations, ``fit``
+        warns with a :class:`~vpcore.errors.ConvergenceWarning` (scikit-learn's).
+    n_iter_ : int
+        E-steps run.
     """
 
-    def __init__(self, rank=200, n_iter=10, min_divergence=True, random_state=None):
+    def __init__(self, rank=200, n_iter=10, min_divergence=True, random_state=None, tol=None):
         self.rank = rank
         self.n_iter = n_iter
         self.min_divergence = min_divergence
         self.random_state = random_state
+        self.tol = tol
+
+    def _validate(self):
+        """Check every hyper-parameter; runs before any work on the data."""
+        check_int("rank", self.rank, low=1, high=2000)
+        check_int("n_iter", self.n_iter, low=1)
+        if not isinstance(self.min_divergence, (bool, np.bool_)):
+            raise ParameterError(f"min_divergence={self.min_divergence!r} must be True or False")
+        if self.random_state is not None:
+            check_int("random_state", self.random_state, low=0)
+        if self.tol is not None:
+            check_float("tol", self.tol, low=0.0)
 
     def fit(self, N, F, progress=None):
         """Train on statistics of U utterances: N (U, C) and F (U, C, D); returns self."""
+        self._validate()
         N = check_array("N", N, ndim=2)
         F = check_array("F", F, ndim=3, dtype=np.float32)
         U, C = N.shape
@@ -215,8 +241,8 @@ class TotalVariability:
         """
         from .parallel import LocalExecutor
 
-        S = check_int("rank", self.rank, low=1, high=2000)
-        check_int("n_iter", self.n_iter, low=1)
+        self._validate()
+        S = int(self.rank)
         executor = executor or LocalExecutor()
         summaries = executor.gather(executor.map(_chunk_summary, chunks))
         C, CD = summaries[0][1], summaries[0][2]
@@ -232,17 +258,30 @@ class TotalVariability:
         self.n_components_, self.n_features_ = C, D
         offset = np.zeros(CD)
         self.objective_history_ = []
+        self.converged_ = False
         for it in range(self.n_iter):
             TT = component_products(T, C).reshape(C, S * S)
             stats = sum(executor.gather(executor.map(_accumulate_chunk, chunks, T, offset, TT)))
             self.objective_history_.append(stats.objective / stats.count)
+            self.n_iter_ = it + 1
             if progress:
                 progress("tv", it, stats.objective / stats.count)
+            if it and self.tol is not None and self._improved_less_than_tol():
+                self.converged_ = True
+                break
             T, offset = self._maximize(stats, C, D, S, offset)
+        if self.tol is not None and not self.converged_:
+            warnings.warn(f"TotalVariability did not converge in n_iter={self.n_iter} "
+                          f"iterations (tol={self.tol}): increase n_iter or tol",
+                          ConvergenceWarning, stacklevel=2)
         self.T_ = T
         self.offset_ = offset
         self._prepare()
         return self
+
+    def _improved_less_than_tol(self):
+        last, previous = self.objective_history_[-1], self.objective_history_[-2]
+        return last - previous < self.tol * abs(last)
 
     def _maximize(self, stats, C, D, S, offset):
         A = stats.a.reshape(C, S, S)

@@ -14,12 +14,15 @@ N. Brümmer, E. de Villiers, "The speaker partitioning problem", Odyssey 2010.
 Kaldi ``ivector/plda.cc`` (the same diagonalised scoring).
 """
 
+import warnings
+
 import numpy as np
 import scipy.linalg
+from sklearn.base import BaseEstimator
 
-from ._validation import check_array, check_fitted, check_int
+from ._validation import check_array, check_fitted, check_float, check_int
 from .backend import _check_labels, within_class_scatter
-from .errors import ModelError, ParameterError
+from .errors import ConvergenceWarning, ModelError, ParameterError
 
 __all__ = ["PLDA"]
 
@@ -32,13 +35,17 @@ def _clip_pd(M, floor_ratio=1e-6):
     return (evecs * np.maximum(evals, floor)) @ evecs.T
 
 
-class PLDA:
+class PLDA(BaseEstimator):
     """Two-covariance PLDA.
 
     Parameters
     ----------
     n_iter : int
-        EM iterations after the closed-form start.
+        EM iterations after the closed-form start (at most, when ``tol`` is set).
+    tol : float or None
+        Stop once an EM step changes ``B`` and ``W`` each by less than ``tol``
+        relative to their size (Frobenius norm). None (the default) runs all
+        ``n_iter`` iterations, and then no convergence is claimed or warned about.
 
     Attributes
     ----------
@@ -51,14 +58,23 @@ class PLDA:
         V, with ``V' W V = I`` and ``V' B V = diag(psi_)``.
     psi_ : ndarray of shape (R,)
         Between-speaker variances in the diagonal space.
+    converged_ : bool
+        Whether ``tol`` stopped training (always False when ``tol`` is None).
+        With a ``tol`` that is not met within ``n_iter`` steps, ``fit`` warns
+        with a :class:`~vpcore.errors.ConvergenceWarning` (scikit-learn's).
+    n_iter_ : int
+        EM steps run.
     """
 
-    def __init__(self, n_iter=10):
+    def __init__(self, n_iter=10, tol=None):
         self.n_iter = n_iter
+        self.tol = tol
 
     def fit(self, X, y):
         """Train on vectors X (M, R) of speakers y (M,); returns self."""
         n_iter = check_int("n_iter", self.n_iter, low=0)
+        if self.tol is not None:
+            check_float("tol", self.tol, low=0.0)
         X = check_array("X", X, ndim=2, min_rows=3)
         classes, inverse = _check_labels(X, y)
         counts = np.bincount(inverse).astype(np.float64)
@@ -72,8 +88,20 @@ class PLDA:
         B = means.T @ means / len(classes) - W * np.mean(1.0 / counts)
         W, B = _clip_pd(W), _clip_pd(B)
         sums = means * counts[:, None]
+        self.converged_, self.n_iter_ = False, 0
         for _ in range(n_iter):
-            W, B = self._em_step(Xc, inverse, counts, sums, W, B)
+            W_new, B_new = self._em_step(Xc, inverse, counts, sums, W, B)
+            self.n_iter_ += 1
+            change = max(np.linalg.norm(W_new - W) / np.linalg.norm(W),
+                         np.linalg.norm(B_new - B) / np.linalg.norm(B))
+            W, B = W_new, B_new
+            if self.tol is not None and change < self.tol:
+                self.converged_ = True
+                break
+        if self.tol is not None and n_iter and not self.converged_:
+            warnings.warn(f"PLDA did not converge in n_iter={n_iter} EM steps "
+                          f"(tol={self.tol}): increase n_iter or tol", ConvergenceWarning,
+                          stacklevel=2)
         self.within_, self.between_ = W, B
         self._diagonalise()
         return self

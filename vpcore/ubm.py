@@ -20,6 +20,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from ._validation import check_array, check_fitted, check_float, check_int, check_random_state
 from .errors import ConvergenceWarning, ParameterError
@@ -132,7 +133,7 @@ def _n_columns(X):
     return X.shape[1]
 
 
-class DiagonalGMM:
+class DiagonalGMM(BaseEstimator):
     """Diagonal-covariance GMM trained by EM with binary splitting.
 
     Parameters
@@ -140,7 +141,7 @@ class DiagonalGMM:
     n_components : int
         C, a power of two is natural (splitting doubles the count).
     n_iter : int
-        EM iterations at the final size.
+        EM iterations at the final size (at most: training stops once ``tol`` is met).
     n_iter_split : int
         EM iterations after each split.
     variance_floor : float
@@ -160,6 +161,13 @@ class DiagonalGMM:
     variances_ : ndarray of shape (C, D)
     loglik_history_ : list of float
         Average log-likelihood per frame after each E-step at the final size.
+    converged_ : bool
+        Whether an E-step at the final size improved the average log-likelihood
+        by less than ``tol`` (training stopped there). When it did not within
+        ``n_iter`` iterations, ``fit`` warns with a
+        :class:`~vpcore.errors.ConvergenceWarning` (scikit-learn's).
+    n_iter_ : int
+        E-steps run at the final size.
     """
 
     def __init__(self, n_components=256, n_iter=10, n_iter_split=4, variance_floor=0.01,
@@ -213,11 +221,15 @@ class DiagonalGMM:
                     low_inclusive=False)
         check_int("max_frames", self.max_frames, low=1)
         check_float("tol", self.tol, low=0.0)
+        if self.random_state is not None:
+            check_int("random_state", self.random_state, low=0)
 
-    def fit(self, X, progress=None):
+    def fit(self, X, y=None, progress=None):
         """Train on frames ``X`` of shape (n_frames, D); returns self.
 
-        ``progress`` is an optional callable ``progress(stage, iteration, avg_loglik)``.
+        ``y`` is ignored (scikit-learn's signature, so the model fits in a
+        ``Pipeline``). ``progress`` is an optional callable
+        ``progress(stage, iteration, avg_loglik)``.
         """
         self._validate()
         X = check_array("X", X, ndim=2)
@@ -264,20 +276,22 @@ class DiagonalGMM:
                 self.maximize(stats, floor)
                 if progress:
                     progress(f"split {len(self.weights_)}", it, stats.loglik / stats.n_frames)
-        converged = False
+        self.converged_ = False
         for it in range(self.n_iter):
             stats = e_step()
             avg = stats.loglik / stats.n_frames
             self.loglik_history_.append(avg)
+            self.n_iter_ = it + 1
             if progress:
                 progress("ubm", it, avg)
             if it and avg - self.loglik_history_[-2] < self.tol:
-                converged = True
+                self.converged_ = True
                 break
             self.maximize(stats, floor)
-        if not converged and self.n_iter > 1:
-            warnings.warn(f"DiagonalGMM did not converge in n_iter={self.n_iter} iterations",
-                          ConvergenceWarning, stacklevel=2)
+        if not self.converged_:
+            warnings.warn(f"DiagonalGMM did not converge in n_iter={self.n_iter} iterations "
+                          f"(tol={self.tol}): increase n_iter or tol", ConvergenceWarning,
+                          stacklevel=2)
         return self
 
     def _split(self, k):
