@@ -8,14 +8,12 @@ versions, and the BLAS configuration that numpy/scipy actually use.
 
 import datetime
 import hashlib
-import io
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -339,23 +337,12 @@ def model_info(model, path):
 
 # -------------------------------------------------------------------------- audio ---
 
-def wav_bytes(samples, sample_rate=16000):
-    """Mono 16-bit RIFF/WAVE bytes of a float waveform in [-1, 1]."""
-    pcm = np.round(np.clip(np.asarray(samples, dtype=np.float64), -1.0, 1.0) * 32767.0)
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm.astype("<i2").tobytes())
-    return buf.getvalue()
-
-
 def write_synthetic_corpus(root, n_speakers=4, n_utterances=4, duration=(3.5, 4.5), seed=0):
     """Write a seeded synthetic corpus ``<root>/<speaker>/<utt>.wav``; returns {speaker: [rel paths]}.
 
     For smoke runs of the benchmarks where the real corpora are not at hand.
     """
+    from vpcore.audio import encode_wav
     from vpcore.synth import synthesize_corpus
 
     root = Path(root)
@@ -364,7 +351,7 @@ def write_synthetic_corpus(root, n_speakers=4, n_utterances=4, duration=(3.5, 4.
                                               random_state=seed):
         folder = root / spk
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{utt}.wav").write_bytes(wav_bytes(samples))
+        (folder / f"{utt}.wav").write_bytes(encode_wav(samples))
         layout.setdefault(spk, []).append(f"{spk}/{utt}.wav")
     return layout
 

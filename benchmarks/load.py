@@ -156,7 +156,9 @@ def synthetic_voices(n_users, seconds, seed=0):
 
 
 def _b64(samples):
-    return base64.b64encode(common.wav_bytes(samples)).decode("ascii")
+    from vpcore.audio import encode_wav
+
+    return base64.b64encode(encode_wav(samples)).decode("ascii")
 
 
 def body(data, **fields):

@@ -115,6 +115,7 @@ def cpu_times():
 
 def make_voices(n_users, seconds, data=None):
     """``n_users`` lists of 4 WAV base64 strings of one speaker (3 takes, 1 probe)."""
+    from vpcore.audio import encode_wav
     from vpcore.corpus import data_root
 
     root = Path(data) if data else data_root(required=False)
@@ -128,7 +129,7 @@ def make_voices(n_users, seconds, data=None):
         samples, description = common.speech_of_length(4 * seconds, seed=3000 + i, data=root,
                                                        speaker=speaker)
         n = int(seconds * 16000)
-        voices.append([base64.b64encode(common.wav_bytes(samples[j * n:(j + 1) * n]))
+        voices.append([base64.b64encode(encode_wav(samples[j * n:(j + 1) * n]))
                        .decode("ascii") for j in range(4)])
     kind = "librispeech-mini speakers" if speakers else "synthetic voices"
     return voices, f"{kind}, {seconds:g} s WAV (e.g. {description})"

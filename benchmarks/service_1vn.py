@@ -90,6 +90,7 @@ def measure(model, model_path, real, probe_b64, N, args, work):
 def run(args):
     import base64
 
+    from vpcore.audio import encode_wav
     from vpcore.model import load_model
 
     model_path, source = common.resolve_model(args.model)
@@ -98,7 +99,7 @@ def run(args):
 
     real, _, desc = real_voiceprints(model, args.real_voices, args.root)
     probe, _ = common.speech_of_length(5.0, seed=1000, data=args.root)
-    probe_b64 = base64.b64encode(common.wav_bytes(probe)).decode("ascii")
+    probe_b64 = base64.b64encode(encode_wav(probe)).decode("ascii")
     rows = []
     with tempfile.TemporaryDirectory(prefix="vpcore-1vn-", dir=args.work_dir) as work:
         for N in sorted(args.sizes):

@@ -104,7 +104,7 @@ def naive_score(gmm, wav):
 def run(args):
     from threadpoolctl import threadpool_limits
 
-    from vpcore.audio import decode_bytes
+    from vpcore.audio import decode_bytes, encode_wav
     from vpcore.features import extract_features
     from vpcore.model import Take, load_model
     from vpcore.stats import compute_stats
@@ -130,7 +130,7 @@ def run(args):
                             for s in range(3)], args.naive_components)
         for d in args.durations:
             samples, desc = common.speech_of_length(float(d), seed=int(d), data=args.root)
-            wav = common.wav_bytes(samples)
+            wav = encode_wav(samples)
             b64 = base64.b64encode(wav).decode("ascii")
             x = decode_bytes(base64.b64decode(b64), "wav")
             feats = extract_features(x, opts)

@@ -1,8 +1,8 @@
 """Tests of vpcore.audio: the service path (decode_bytes) and the corpus path (load_file)."""
 
 import io
+import re
 import struct
-import wave
 
 import numpy as np
 import pytest
@@ -18,6 +18,7 @@ from vpcore.audio import (
     decode_bytes,
     decode_pcm,
     decode_wav,
+    encode_wav,
     load_file,
 )
 from vpcore.errors import (
@@ -35,15 +36,10 @@ def int16_signal(n, seed=0):
     return rng.integers(-32768, 32768, size=n, dtype=np.int16)
 
 
-def wav_with_wave(pcm16, rate=SR, channels=1):
-    """A RIFF/WAVE file written by the standard library."""
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.asarray(pcm16, dtype="<i2").tobytes())
-    return buf.getvalue()
+def library_wav(pcm16, rate=SR, channels=1):
+    """A RIFF/WAVE file written by the library's writer (the standard library's ``wave``)."""
+    pcm16 = np.asarray(pcm16, dtype=np.int16)
+    return encode_wav(pcm16 if channels == 1 else pcm16.reshape(-1, channels), rate)
 
 
 def wav_with_soundfile(data, rate=SR, subtype="PCM_16", fmt="WAV"):
@@ -62,7 +58,7 @@ def seconds(s):
 
 def test_wav_round_trip_returns_the_written_samples():
     pcm = int16_signal(seconds(4.0))
-    out = decode_bytes(wav_with_wave(pcm), "wav")
+    out = decode_bytes(library_wav(pcm), "wav")
     assert out.dtype == np.float32 and out.ndim == 1
     np.testing.assert_array_equal(out, pcm.astype(np.float32) / 32768.0)
 
@@ -82,14 +78,14 @@ def test_raw_pcm_round_trip_returns_the_written_samples():
 
 def test_wav_and_pcm_of_the_same_samples_decode_identically():
     pcm = int16_signal(seconds(3.2), seed=3)
-    np.testing.assert_array_equal(decode_bytes(wav_with_wave(pcm), "wav"),
+    np.testing.assert_array_equal(decode_bytes(library_wav(pcm), "wav"),
                                   decode_bytes(pcm.astype("<i2").tobytes(), "pcm"))
 
 
 def test_extreme_sample_values_map_to_minus_one_and_just_below_one():
     pcm = np.zeros(seconds(3.0), dtype=np.int16)
     pcm[0], pcm[1] = -32768, 32767
-    out = decode_bytes(wav_with_wave(pcm), "wav")
+    out = decode_bytes(library_wav(pcm), "wav")
     assert out[0] == -1.0
     assert out[1] == pytest.approx(32767 / 32768) and out[1] < 1.0
 
@@ -98,14 +94,14 @@ def test_extreme_sample_values_map_to_minus_one_and_just_below_one():
 @given(hnp.arrays(np.int16, st.integers(1, 2000)))
 def test_any_int16_samples_survive_wav_and_pcm(pcm):
     expected = pcm.astype(np.float32) / 32768.0
-    np.testing.assert_array_equal(decode_wav(wav_with_wave(pcm)), expected)
+    np.testing.assert_array_equal(decode_wav(library_wav(pcm)), expected)
     np.testing.assert_array_equal(decode_pcm(pcm.astype("<i2").tobytes()), expected)
 
 
 @pytest.mark.parametrize("fmt", ["wav", "WAV", "Wav", "pcm", "PCM", "pCm"])
 def test_fmt_is_case_insensitive(fmt):
     pcm = int16_signal(seconds(3.0), seed=4)
-    data = wav_with_wave(pcm) if fmt.lower() == "wav" else pcm.astype("<i2").tobytes()
+    data = library_wav(pcm) if fmt.lower() == "wav" else pcm.astype("<i2").tobytes()
     np.testing.assert_array_equal(decode_bytes(data, fmt), pcm / 32768.0)
 
 
@@ -140,7 +136,7 @@ def test_raw_pcm_sent_as_wav_is_a_decode_error():
 
 @pytest.mark.parametrize("n_bytes", [12, 20, 30, 36])
 def test_truncated_header_raises_decode_error(n_bytes):
-    full = wav_with_wave(int16_signal(seconds(3.0)))
+    full = library_wav(int16_signal(seconds(3.0)))
     with pytest.raises(AudioDecodeError, match="WAV"):
         decode_bytes(full[:n_bytes], "wav")
 
@@ -157,7 +153,7 @@ def test_garbage_after_riff_wave_magic_raises_decode_error():
 
 def test_stereo_wav_raises_constraint_error_naming_channels():
     stereo = np.stack([int16_signal(seconds(3.0)), int16_signal(seconds(3.0), 1)], axis=1)
-    for data in (wav_with_wave(stereo.reshape(-1), channels=2), wav_with_soundfile(stereo)):
+    for data in (library_wav(stereo.reshape(-1), channels=2), wav_with_soundfile(stereo)):
         with pytest.raises(AudioConstraintError, match=r"channels=2 must be 1"):
             decode_bytes(data, "wav")
 
@@ -173,25 +169,20 @@ def test_non_16_bit_wav_raises_constraint_error_naming_the_format(subtype, bits)
 
 
 def test_8_bit_wav_written_by_the_standard_library_is_rejected():
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(1)
-        w.setframerate(SR)
-        w.writeframes(bytes([128]) * seconds(3.0))
+    data = encode_wav(np.full(seconds(3.0), 128, dtype=np.uint8), SR, sample_width=1)
     with pytest.raises(AudioConstraintError, match="PCM_16"):
-        decode_bytes(buf.getvalue(), "wav")
+        decode_bytes(data, "wav")
 
 
 @pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
 def test_wav_header_rate_other_than_16k_raises_constraint_error(rate):
-    data = wav_with_wave(int16_signal(rate * 4), rate=rate)
+    data = library_wav(int16_signal(rate * 4), rate=rate)
     with pytest.raises(AudioConstraintError, match=rf"sample rate={rate} must be 16000"):
         decode_bytes(data, "wav")
 
 
 def test_wav_constraint_errors_are_not_decode_errors():
-    data = wav_with_wave(int16_signal(44100 * 4), rate=44100)
+    data = library_wav(int16_signal(44100 * 4), rate=44100)
     with pytest.raises(AudioError) as info:
         decode_bytes(data, "wav")
     assert not isinstance(info.value, AudioDecodeError)
@@ -214,7 +205,7 @@ def test_odd_pcm_length_raises_constraint_error(n_bytes):
 ])
 def test_duration_boundaries_3_and_20_seconds_are_inclusive(fmt, n, ok):
     pcm = int16_signal(n, seed=7)
-    data = wav_with_wave(pcm) if fmt == "wav" else pcm.astype("<i2").tobytes()
+    data = library_wav(pcm) if fmt == "wav" else pcm.astype("<i2").tobytes()
     if ok:
         assert len(decode_bytes(data, fmt)) == n
     else:
@@ -256,7 +247,7 @@ def test_check_duration_alone():
 def test_unsupported_fmt_raises_parameter_error_naming_fmt(fmt):
     pcm = int16_signal(seconds(3.0))
     with pytest.raises(ParameterError, match="fmt="):
-        decode_bytes(wav_with_wave(pcm), fmt)
+        decode_bytes(library_wav(pcm), fmt)
 
 
 @pytest.mark.parametrize("rate", [8000, 44100, 16001, 0, -16000])
@@ -274,7 +265,7 @@ def test_sample_rate_must_be_an_integer(rate):
 
 def test_sample_rate_is_checked_before_the_audio():
     # A WAV at 44.1 kHz with sample_rate=44100 is a parameter error, not an audio one.
-    data = wav_with_wave(int16_signal(44100 * 4), rate=44100)
+    data = library_wav(int16_signal(44100 * 4), rate=44100)
     with pytest.raises(ParameterError, match="sample_rate=44100"):
         decode_bytes(data, "wav", sample_rate=44100)
 
@@ -390,7 +381,7 @@ def test_load_file_reads_flac_losslessly(tmp_path):
 def test_load_file_reads_wav(tmp_path):
     pcm = int16_signal(seconds(0.5), seed=10)
     path = tmp_path / "a.wav"
-    path.write_bytes(wav_with_wave(pcm))
+    path.write_bytes(library_wav(pcm))
     np.testing.assert_array_equal(load_file(str(path)), pcm / 32768.0)
 
 
@@ -424,3 +415,59 @@ def test_load_file_missing_or_broken_file_raises_decode_error(tmp_path):
     broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     with pytest.raises(AudioDecodeError, match="broken.wav"):
         load_file(broken)
+
+
+# ---------------------------------------------------------------------------
+# encode_wav: the one WAV writer
+
+
+@settings(max_examples=30, deadline=None)
+@given(hnp.arrays(np.float64, st.integers(0, 2000),
+                  elements=st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False)))
+def test_encode_wav_quantises_floats_as_decode_reads_them(x):
+    expected = np.round(np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)
+    data = encode_wav(x)
+    info = sf.info(io.BytesIO(data))
+    assert (info.samplerate, info.channels, info.subtype) == (SR, 1, "PCM_16")
+    np.testing.assert_array_equal(decode_wav(data), expected.astype(np.float32) / 32768.0)
+
+
+@pytest.mark.parametrize("width, subtype, dtype, scale", [
+    (1, "PCM_U8", "uint8", None), (2, "PCM_16", "int16", 32767), (4, "PCM_32", "int32", 2**31 - 1),
+])
+@pytest.mark.parametrize("channels", [1, 2, 3])
+@pytest.mark.parametrize("rate", [8000, 44100])
+def test_encode_wav_writes_every_layout_soundfile_reads_back(width, subtype, dtype, scale,
+                                                             channels, rate):
+    x = np.linspace(-1.0, 1.0, 301)
+    X = np.stack([x * (k + 1) / channels for k in range(channels)], axis=1)
+    data = encode_wav(X if channels > 1 else x, rate, sample_width=width)
+    info = sf.info(io.BytesIO(data))
+    assert (info.samplerate, info.channels, info.subtype, info.frames) == (
+        rate, channels, subtype, 301)
+    if scale is not None:  # soundfile reads 8-bit WAV as signed: compare the others
+        back, _ = sf.read(io.BytesIO(data), dtype=dtype, always_2d=True)
+        np.testing.assert_array_equal(back, np.round(X * scale))
+
+
+def test_encode_wav_writes_integers_unchanged_and_refuses_what_does_not_fit():
+    pcm = np.array([-32768, -1, 0, 1, 32767])
+    back, _ = sf.read(io.BytesIO(encode_wav(pcm)), dtype="int16")
+    np.testing.assert_array_equal(back, pcm)
+    with pytest.raises(ParameterError, match=r"\[-32768, 32767\]"):
+        encode_wav(np.array([0, 40000]))
+    with pytest.raises(ParameterError, match=r"\[0, 255\]"):
+        encode_wav(np.array([-1, 0]), sample_width=1)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(samples=np.zeros((2, 3, 4))), "samples"),
+    (dict(samples=[0.0, np.nan]), "samples"),
+    (dict(samples=np.zeros(10), sample_rate=0), "sample_rate=0"),
+    (dict(samples=np.zeros(10), sample_rate=16000.0), "sample_rate=16000.0"),
+    (dict(samples=np.zeros(10), sample_width=3), "sample_width=3"),
+    (dict(samples=np.zeros(10), sample_width=True), "sample_width=True"),
+])
+def test_encode_wav_bad_arguments_name_the_parameter(kwargs, name):
+    with pytest.raises(ParameterError, match=re.escape(name)):
+        encode_wav(**kwargs)

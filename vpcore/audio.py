@@ -8,10 +8,13 @@ Two paths lead into the library:
 * the corpus path, :func:`load_file`, which reads WAV/FLAC files of a
   training corpus and may resample them to the model's rate.
 
-Both return a 1-D ``float32`` waveform scaled to [-1, 1].
+Both return a 1-D ``float32`` waveform scaled to [-1, 1]. The way out is
+:func:`encode_wav`, the one WAV writer of the project (tests and benchmarks
+use it too).
 """
 
 import io
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,7 @@ __all__ = [
     "check_duration",
     "check_waveform",
     "load_file",
+    "encode_wav",
 ]
 
 #: The only sample rate models work at, in Hz.
@@ -222,3 +226,66 @@ def _check_bytes(data):
     if not isinstance(data, bytes):
         raise ParameterError(f"data must be bytes, got {type(data).__name__}")
     return data
+
+
+#: Integer range of each PCM sample width (8-bit WAV is unsigned).
+_PCM_RANGES = {1: (0, 255, "<u1"), 2: (-32768, 32767, "<i2"), 4: (-2**31, 2**31 - 1, "<i4")}
+
+
+def encode_wav(samples, sample_rate=SAMPLE_RATE, sample_width=2):
+    """A RIFF/WAVE file in memory: integer PCM of one or more channels.
+
+    16 kHz mono 16-bit is what :func:`decode_bytes` accepts; the other
+    layouts let tests build the files it must refuse.
+
+    Parameters
+    ----------
+    samples : array_like, shape (n,) or (n, channels)
+        Floats are clipped to [-1, 1] and scaled to the width's range
+        (``round(x * 32767)`` for 16 bits, ``round(x * 127 + 128)`` for
+        unsigned 8 bits, ``round(x * (2**31 - 1))`` for 32 bits); integers
+        are written as they are and must fit the width.
+    sample_rate : int
+        In Hz, >= 1.
+    sample_width : int
+        Bytes per sample: 1, 2 or 4.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    ParameterError
+        On a bad rate or width, samples that are not a finite 1-D or 2-D
+        array, or integers out of the width's range.
+    """
+    sample_rate = check_int("sample_rate", sample_rate, low=1)
+    if sample_width not in _PCM_RANGES or isinstance(sample_width, bool):
+        raise ParameterError(f"sample_width={sample_width!r} must be 1, 2 or 4 (bytes)")
+    low, high, dtype = _PCM_RANGES[sample_width]
+    x = np.asarray(samples)
+    if x.ndim not in (1, 2):
+        raise ParameterError(f"samples must be 1-D or 2-D (n, channels), got shape {x.shape}")
+    if x.dtype.kind in "iu":
+        if x.size and (x.min() < low or x.max() > high):
+            raise ParameterError(f"integer samples span [{x.min()}, {x.max()}]: "
+                                 f"{8 * sample_width}-bit PCM holds [{low}, {high}]")
+        pcm = x.astype(dtype)
+    else:
+        try:
+            x = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"samples must be a numeric array ({exc})") from None
+        if not np.all(np.isfinite(x)):
+            raise ParameterError("samples contains NaN or infinite values")
+        x = np.clip(x, -1.0, 1.0)
+        scaled = x * 127.0 + 128.0 if sample_width == 1 else x * float(high)
+        pcm = np.round(scaled).astype(dtype)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1 if pcm.ndim == 1 else pcm.shape[1])
+        w.setsampwidth(sample_width)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.tobytes())
+    return buffer.getvalue()

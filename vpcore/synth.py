@@ -38,14 +38,13 @@ Peterson, G. E. & Barney, H. L. (1952). Control methods used in a study of
 """
 
 import dataclasses
-import io
 import numbers
-import wave
 
 import numpy as np
 from scipy import signal
 
 from ._validation import check_array, check_float, check_int, check_random_state
+from .audio import encode_wav
 from .errors import ParameterError
 
 __all__ = [
@@ -674,12 +673,4 @@ def to_wav_bytes(samples, sample_rate=16000):
     -------
     bytes
     """
-    sample_rate = _check_sample_rate(sample_rate)
-    pcm = to_pcm_bytes(samples)
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(sample_rate)
-        wav.writeframes(pcm)
-    return buffer.getvalue()
+    return encode_wav(check_array("samples", samples, ndim=1), _check_sample_rate(sample_rate))

@@ -3,9 +3,7 @@ model shipped in vpcore. Skipped, with the reason shown, when the corpus or the 
 model is absent."""
 
 import base64
-import io
 import os
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 
 from server.app import create_app
 from server.config import Config
+from vpcore.audio import encode_wav
 from vpserver_support import Api, enroll_body, verify_body
 
 DATA = Path(os.environ.get("VPCORE_DATA", "/work/shared/data"))
@@ -64,13 +63,7 @@ def _takes(speaker, n=4, min_seconds=3.5):
 
 
 def _wav_b64(samples):
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(samples.astype("<i2").tobytes())
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return base64.b64encode(encode_wav(samples.astype(np.int16))).decode("ascii")
 
 
 @pytest.fixture(scope="module")

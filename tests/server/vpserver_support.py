@@ -3,7 +3,6 @@
 import base64
 import dataclasses
 import functools
-import io
 import os
 import signal
 import socket
@@ -11,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -74,22 +72,12 @@ def b64(data):
 
 
 def wav_bytes(samples, sample_rate=16000, channels=1, sampwidth=2):
-    """A RIFF/WAVE file of any layout (for the constraint tests)."""
-    x = np.clip(np.asarray(samples, dtype=np.float64), -1.0, 1.0)
-    if sampwidth == 1:
-        frames = np.round(x * 127.0 + 128.0).astype(np.uint8)
-    elif sampwidth == 2:
-        frames = np.round(x * 32767.0).astype("<i2")
-    else:
-        frames = np.round(x * (2**31 - 1)).astype("<i4")
-    frames = np.repeat(frames[:, None], channels, axis=1).reshape(-1)
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(sampwidth)
-        w.setframerate(sample_rate)
-        w.writeframes(frames.tobytes())
-    return buffer.getvalue()
+    """A RIFF/WAVE file of any layout (for the constraint tests): ``samples`` on every channel."""
+    from vpcore.audio import encode_wav
+
+    x = np.asarray(samples, dtype=np.float64)
+    return encode_wav(x if channels == 1 else np.repeat(x[:, None], channels, axis=1),
+                      sample_rate, sampwidth)
 
 
 def tone(seconds, sample_rate=16000):
