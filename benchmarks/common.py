@@ -254,6 +254,33 @@ def summary_ms(samples):
             "p90": float(np.percentile(s, 90)), "n": int(s.size)}
 
 
+# --------------------------------------------------------------------------- HTTP ---
+
+def body(data, **fields):
+    """A request body of the voiceprint API carrying base64 WAV ``data``."""
+    return {"format": "wav", "sample_rate": 16000, "data": data, **fields}
+
+
+def post(session, url, path, payload, timeout=60):
+    """POST JSON with a ``requests`` session.
+
+    Returns ``(latency ms, status, error text or None)``: the body's
+    ``status`` field, ``"http<code>"`` for another HTTP status, or
+    ``"transport"`` when the request failed.
+    """
+    import requests
+
+    start = time.perf_counter()
+    try:
+        r = session.post(url + path, json=payload, timeout=timeout)
+        ms = 1000.0 * (time.perf_counter() - start)
+        if r.status_code != 200:
+            return ms, f"http{r.status_code}", r.text[:200]
+        return ms, r.json().get("status", "?"), None
+    except (requests.RequestException, ValueError) as exc:
+        return 1000.0 * (time.perf_counter() - start), "transport", repr(exc)[:200]
+
+
 # ------------------------------------------------------------------------- models ---
 
 def data_root(arg=None, required=True):

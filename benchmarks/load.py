@@ -49,6 +49,7 @@ if __package__ in (None, ""):
 import numpy as np
 
 from benchmarks import common
+from benchmarks.common import body, post
 
 TARGETS = {"verify_per_s": 40.0, "p99_ms": 200.0, "errors": 0}
 OK = "00000"
@@ -161,10 +162,6 @@ def _b64(samples):
     return base64.b64encode(encode_wav(samples)).decode("ascii")
 
 
-def body(data, **fields):
-    return {"format": "wav", "sample_rate": 16000, "data": data, **fields}
-
-
 # ---------------------------------------------------------------------- driving ---
 
 class Recorder:
@@ -183,21 +180,6 @@ class Recorder:
                 self.errors.append({"kind": kind, "status": status, "error": error[:300]})
 
 
-def call(session, url, path, payload, timeout=60):
-    """POST; returns (latency ms, status or transport error label, error text or None)."""
-    import requests
-
-    start = time.perf_counter()
-    try:
-        r = session.post(url + path, json=payload, timeout=timeout)
-        ms = 1000.0 * (time.perf_counter() - start)
-        if r.status_code != 200:
-            return ms, f"http{r.status_code}", r.text[:200]
-        return ms, r.json().get("status", "?"), None
-    except (requests.RequestException, ValueError) as exc:
-        return 1000.0 * (time.perf_counter() - start), "transport", repr(exc)
-
-
 def enrol_users(url, voices, prefix):
     """Three takes per user; returns the names enrolled completely and refusal counts."""
     import requests
@@ -208,7 +190,7 @@ def enrol_users(url, voices, prefix):
         name = f"{prefix}{i:04d}"
         ok = True
         for k in (1, 2, 3):
-            _, status, err = call(session, url, "/enroll",
+            _, status, err = post(session, url, "/enroll",
                                   body(takes[k - 1], user_name=name, enroll_num=k))
             if status != OK:
                 ok = False
@@ -257,16 +239,16 @@ def drive(url, voices, enrolled, prefix, n_requests, seconds, clients, mix, seed
                 claimed = enrolled[int(rng.integers(len(enrolled)))]
                 speaker = claimed if rng.random() < 0.5 else int(rng.integers(len(voices)))
                 payload = body(voices[speaker][3], user_name=f"{prefix}{claimed:04d}")
-                ms, status, err = call(session, url, "/verify", payload)
+                ms, status, err = post(session, url, "/verify", payload)
                 bad = status != OK
             elif kind == "verify_1vN":
                 speaker = int(rng.integers(len(voices)))
-                ms, status, err = call(session, url, "/verify", body(voices[speaker][3]))
+                ms, status, err = post(session, url, "/verify", body(voices[speaker][3]))
                 bad = status != OK
             else:
                 speaker = int(rng.integers(len(voices)))
                 name = f"{prefix}n{wid:02d}{j:05d}"[:16]
-                ms, status, err = call(session, url, "/enroll",
+                ms, status, err = post(session, url, "/enroll",
                                        body(voices[speaker][0], user_name=name, enroll_num=1))
                 bad = status != OK
             rec.add(kind, ms, status, (err or f"unexpected status {status}") if bad else None)

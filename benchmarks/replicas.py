@@ -35,6 +35,7 @@ synthetic voices otherwise (:func:`benchmarks.common.speech_of_length`).
 import argparse
 import base64
 import datetime
+import functools
 import os
 import re
 import sys
@@ -51,6 +52,7 @@ if __package__ in (None, ""):
 import numpy as np
 
 from benchmarks import common
+from benchmarks.common import body
 from benchmarks.load import Server  # one service process group on 127.0.0.1
 
 OK = "00000"
@@ -135,25 +137,10 @@ def make_voices(n_users, seconds, data=None):
     return voices, f"{kind}, {seconds:g} s WAV (e.g. {description})"
 
 
-def body(data, **fields):
-    return {"format": "wav", "sample_rate": 16000, "data": data, **fields}
-
-
 # -------------------------------------------------------------------- driving ---
 
-def post(session, url, path, payload, timeout=120):
-    """POST; returns (latency ms, status or transport label, error text or None)."""
-    import requests
-
-    start = time.perf_counter()
-    try:
-        r = session.post(url + path, json=payload, timeout=timeout)
-        ms = 1000.0 * (time.perf_counter() - start)
-        if r.status_code != 200:
-            return ms, f"http{r.status_code}", r.text[:200]
-        return ms, r.json().get("status", "?"), None
-    except (requests.RequestException, ValueError) as exc:
-        return 1000.0 * (time.perf_counter() - start), "transport", repr(exc)[:200]
+# A request may queue behind the other replicas' work: wait longer than a single service.
+post = functools.partial(common.post, timeout=120)
 
 
 def enrol(url, voices, prefix):

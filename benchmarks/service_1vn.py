@@ -39,7 +39,8 @@ def measure(model, model_path, real, probe_b64, N, args, work):
     import requests
 
     from benchmarks.index_refresh import N_GROUPS, fill_store
-    from benchmarks.load import Server, body
+    from benchmarks.common import body
+    from benchmarks.load import Server
     from benchmarks.scale import make_gallery
 
     store = Path(work) / f"store-{N}.sqlite3"

@@ -73,9 +73,7 @@ def small_model_path(model_cache_dir):
             path.unlink()
     corpus = synthesize_corpus(n_speakers=20, n_utterances=6, duration=(4.0, 6.0), random_state=0)
     model = VoiceprintModel(**SMALL_MODEL).fit([c[2] for c in corpus], [c[0] for c in corpus])
-    tmp = model_cache_dir / f"tmp-{os.getpid()}.npz"
-    model.save(tmp)
-    os.replace(tmp, path)
+    model.save(path)  # atomic: a concurrent session sees the old file or the whole new one
     for old in model_cache_dir.glob("small-*"):  # keep one version only
         if old.name not in (path.name, path.with_suffix(".voices.json").name):
             old.unlink(missing_ok=True)
@@ -126,10 +124,10 @@ def voices(model, small_model_path):
     if cache.is_file():
         seeds = json.loads(cache.read_text())
     else:
+        from vpcore.persistence import atomic_write
+
         seeds = _pick_voices(model, N_VOICES)
-        tmp = cache.with_name(f"tmp-{os.getpid()}.json")
-        tmp.write_text(json.dumps(seeds))
-        os.replace(tmp, cache)
+        atomic_write(cache, json.dumps(seeds))
     return Voices(seeds)
 
 

@@ -13,21 +13,8 @@ import pytest
 import requests
 
 from vpcore.model import Take, Voiceprint
-from vpserver_support import (STATUSES, ContendedEnrolment, assert_envelope, checked_state,
-                              enroll_body, run_clients, verify_body)
-
-
-def call(session, server, path, body=None, timeout=30):
-    if body is None:
-        response = session.get(server.url + path, timeout=timeout)
-    else:
-        response = session.post(server.url + path, json=body, timeout=timeout)
-    assert response.status_code == 200, (response.status_code, response.text[:300])
-    assert response.headers["Content-Type"] == "application/json"
-    data = response.json()
-    assert_envelope(data)
-    assert data["status"] != "22151", data
-    return data
+from vpserver_support import (STATUSES, ContendedEnrolment, call, checked_state, enroll_body,
+                              run_clients, verify_body)
 
 
 def db_state(path):

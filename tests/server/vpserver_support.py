@@ -176,6 +176,23 @@ def assert_envelope(body):
     assert isinstance(body["message"], str) and body["message"], body
 
 
+def call(session, server, path, body=None, timeout=30):
+    """GET (no ``body``) or POST JSON to a running server; returns the checked envelope.
+
+    The answer must be HTTP 200, JSON, a valid envelope and never an internal error.
+    """
+    if body is None:
+        response = session.get(server.url + path, timeout=timeout)
+    else:
+        response = session.post(server.url + path, json=body, timeout=timeout)
+    assert response.status_code == 200, (response.status_code, response.text[:300])
+    assert response.headers["Content-Type"] == "application/json"
+    data = response.json()
+    assert_envelope(data)
+    assert data["status"] != "22151", data
+    return data
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
