@@ -86,3 +86,13 @@ def test_every_result_file_records_commit_and_machine_or_says_why_not():
             assert "not written down" in env["note"] and env["date"], path
         else:
             assert env["commit"] and env["cpu_model"] and env["date"], path
+
+
+def test_architecture_page_names_every_module_and_the_readme_links_it():
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"^\| `([\w/]+\.py)` \|", page, re.M))
+    modules = {p.name for p in (ROOT / "vpcore").glob("*.py")} | {
+        str(p.relative_to(ROOT / "server")) for p in (ROOT / "server").rglob("*.py")}
+    assert modules - named == set(), "modules the architecture page does not describe"
+    assert named - modules == set(), "the architecture page describes modules that are gone"
+    assert "(docs/architecture.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
