@@ -7,6 +7,8 @@ without touching a hyper-parameter. Bad hyper-parameters fail before any work
 on the data, with a ``ParameterError`` naming the parameter and its value.
 """
 
+import functools
+
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, clone
@@ -29,8 +31,13 @@ def _pd(R, seed):
     return A @ A.T + R * np.eye(R)
 
 
-def _stages_of_default_model():
+@functools.lru_cache(maxsize=1)
+def _default_model_file():
     return load_stages(default_model_path())
+
+
+def _stages_of_default_model():
+    return dict(_default_model_file()[1])
 
 
 # (class, parameters other than the defaults, fitted arrays for set_fitted or None)
@@ -59,7 +66,7 @@ CASES = {
                              cohort_per_speaker=3, calibration_prior=0.3, calibration_folds=3,
                              split_frames=0, features=FeatureOptions(n_mfcc=13), n_jobs=2,
                              random_state=9),
-                        lambda: _stages_of_default_model()[1]),
+                        _stages_of_default_model),
 }
 
 
