@@ -12,7 +12,8 @@ the generation of the migration; version-2 tombstones get their tags).
 Erasure: every connection sets ``secure_delete``, so SQLite overwrites deleted
 content with zeros, and :meth:`SQLiteStore.delete_user` checkpoints and
 truncates the WAL after its commit, so the frames that held the user's rows are
-gone from the WAL file too.
+gone from the WAL file too (and every opening of the store does the same, for a
+process killed between that commit and its checkpoint).
 """
 
 import os
@@ -260,6 +261,9 @@ class SQLiteStore(Store):
 
         try:
             self._write(init)
+            # a process killed between an unregistration's commit and its checkpoint left
+            # the user's old pages in the WAL: the next process to open the store clears them
+            self._truncate_wal()
         except StoreError:
             self.close()
             raise

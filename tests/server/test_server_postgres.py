@@ -20,8 +20,9 @@ import requests
 
 from server.store import ConflictError, StoreError, open_store
 from vpcore.model import Take, Voiceprint
-from vpserver_support import (ContendedEnrolment, ServerProcess, checked_state, enroll_body,
-                              free_port, run_clients, verify_body)
+from vpserver_support import (ContendedEnrolment, ServerProcess, checked_state, client_session,
+                              enroll_body, free_port, rows_of, run_clients, server_env,
+                              verify_body)
 from vpserver_support import call as checked_call
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: "
@@ -30,6 +31,10 @@ store_pg = pytest.importorskip("server.store.postgres",
                                reason="server.store.postgres cannot be imported")
 
 pytestmark = pytest.mark.needs_postgres
+
+#: the tests that take ``security`` (the replica tests, crash safety among them) run open
+#: and with an API token and a store key set (see conftest.py)
+SECURITY = ("open", "secured")
 
 FP = "feedfacecafebeef"
 NOW = "2024-01-02 03:04:05"
@@ -332,10 +337,19 @@ def test_service_log_lines_never_show_the_password(make_app, schema_url, caplog)
 # ---------------------------------------------------------------- replicas ---
 
 class Replicas:
-    """Service processes (``python -m server``) on 127.0.0.1 sharing one database."""
+    """Service processes (``python -m server``) on 127.0.0.1 sharing one database, all
+    with the token and key of ``security`` (None: open)."""
 
-    def __init__(self, url, servers):
-        self.url, self.servers = url, servers
+    def __init__(self, url, servers, security=None):
+        self.url, self.servers, self.security = url, servers, security
+
+    def session(self):
+        """A client session (sending the token of a secured run)."""
+        return client_session(self.security)
+
+    def state(self):
+        """The tables read directly, checked, blobs opened: see :func:`pg_state`."""
+        return pg_state(self.url, rows_of(self.security))
 
     def __getitem__(self, i):
         return self.servers[i]
@@ -352,12 +366,13 @@ def call(session, server, path, body=None):
     return checked_call(session, server, path, body, timeout=60)
 
 
-def pg_state(url):
-    """Read the tables directly: {name: (enroll_num, group_id, voiceprint, [takes])}."""
+def pg_state(url, rows=None):
+    """Read the tables directly: {name: (enroll_num, group_id, voiceprint, [takes])};
+    ``rows`` opens the blobs of an encrypted store."""
     with psycopg.connect(url) as conn:
         return checked_state(
             conn.execute("SELECT name, enroll_num, group_id, voiceprint FROM vpcore_users"),
-            conn.execute("SELECT user_name, take_num, take FROM vpcore_takes"))
+            conn.execute("SELECT user_name, take_num, take FROM vpcore_takes"), rows)
 
 
 def assert_takes_are(model, voices, takes, voice):
@@ -374,16 +389,17 @@ def assert_voiceprint_of(model, vp, takes):
 
 
 @pytest.fixture(scope="module")
-def replicas(postgres_url, postgres_schemas, small_model_path, tmp_path_factory):
+def replicas(postgres_url, postgres_schemas, small_model_path, tmp_path_factory, security):
     """Three replicas (2, 1 and 1 gunicorn workers) on a fresh schema, started at once so
-    that their schema creation races."""
+    that their schema creation races; open, and again with a token and a store key."""
     url = postgres_schemas.new()
     logs = tmp_path_factory.mktemp("replicas")
     servers = []
 
     def start(i):
         return ServerProcess(url, small_model_path, workers=2 if i == 0 else 1, threads=4,
-                             log_path=logs / f"replica{i}.log")
+                             log_path=logs / f"replica{i}.log",
+                             extra_env=server_env(security))
 
     try:
         servers = [start(i) for i in range(3)]
@@ -396,14 +412,19 @@ def replicas(postgres_url, postgres_schemas, small_model_path, tmp_path_factory)
                     if "in use" not in str(exc) or attempt == 2:
                         raise
                     servers[i] = start(i)
-        yield Replicas(url, servers)
+        yield Replicas(url, servers, security)
     finally:
         for server in servers:
             server.stop()
 
 
 def test_an_enrolment_acknowledged_by_one_replica_is_visible_on_all_at_once(replicas, voices):
-    session = requests.Session()
+    session = replicas.session()
+    if replicas.security is not None:  # the secured run is secured on every replica
+        for server in replicas:
+            response = requests.post(server.url + "/checkUser", json={"user_name": "vis_alice"},
+                                     timeout=30)
+            assert response.status_code == 401 and response.json()["status"] == "22121"
     name = "vis_alice"
     for k in (1, 2, 3):
         writer = replicas[k - 1]
@@ -448,7 +469,7 @@ def test_concurrent_enrolment_across_replicas_matches_the_acknowledged_responses
 
     def worker(t):
         rng = random.Random(t)
-        session = requests.Session()
+        session = replicas.session()
         own, voice, group = f"cc_own{t}", t % len(voices), t % 3
         contended = ContendedEnrolment(shared, voices)
 
@@ -466,8 +487,8 @@ def test_concurrent_enrolment_across_replicas_matches_the_acknowledged_responses
 
     run_clients(worker, n_threads, 240)
 
-    session = requests.Session()
-    state = pg_state(replicas.url)
+    session = replicas.session()
+    state = replicas.state()
     for t in range(n_threads):
         name = f"cc_own{t}"
         for server in replicas:
@@ -511,7 +532,7 @@ def test_killing_a_replica_mid_stream_loses_nothing_acknowledged(replicas, voice
 
     def run(t, targets):
         try:
-            session = requests.Session()
+            session = replicas.session()
             rng = random.Random(t)
             for name in [n for n in plan if n.startswith(f"kl_t{t}u")]:
                 while acked.get(name, 0) < 3:
@@ -554,7 +575,7 @@ def test_killing_a_replica_mid_stream_loses_nothing_acknowledged(replicas, voice
     assert sum(acked.values()) > 0, "nothing was acknowledged before the kill"
     assert in_flight, ("no request was in flight on the killed replica", acked)
 
-    state = pg_state(replicas.url)  # nothing half-written
+    state = replicas.state()  # nothing half-written
     for name, voice in plan.items():
         count, _, vp, takes = state.get(name, (0, 0, None, []))
         allowed = {acked.get(name, 0)} | ({pending[name][0]} if name in pending else set())
@@ -565,7 +586,7 @@ def test_killing_a_replica_mid_stream_loses_nothing_acknowledged(replicas, voice
 
     # the survivors carry on at once: every user, including the ones whose request died
     # with the victim, can be enrolled to the end (no lock was left behind)
-    session = requests.Session()
+    session = replicas.session()
     for name in plan:
         acked[name] = call(session, survivors[0], "/checkUser", {"user_name": name})["data"][
             "enroll_num"]
@@ -578,7 +599,7 @@ def test_killing_a_replica_mid_stream_loses_nothing_acknowledged(replicas, voice
         th.join(180)
     assert not failures, failures
     assert time.monotonic() - killed_at < 180
-    final = pg_state(replicas.url)
+    final = replicas.state()
     assert all(final[name][0] == 3 for name in plan), "the stream did not finish"
     for server in survivors:
         ranked = call(session, server, "/verify", verify_body(voices.wav(0, 4), top_n=100))

@@ -1,6 +1,7 @@
 """Real server processes (gunicorn, several workers) on 127.0.0.1: the production entry
 points, concurrency across threads and processes, and crash safety under SIGKILL."""
 
+import glob
 import random
 import sqlite3
 import sys
@@ -13,18 +14,23 @@ import pytest
 import requests
 
 from vpcore.model import Take, Voiceprint
-from vpserver_support import (STATUSES, ContendedEnrolment, call, checked_state, enroll_body,
-                              run_clients, verify_body)
+from vpserver_support import (STATUSES, ContendedEnrolment, call, checked_state, client_session,
+                              enroll_body, rows_of, run_clients, server_env, verify_body)
+
+#: the tests that take ``security`` (the crash test) run open and with an API token and a
+#: store key set (see conftest.py)
+SECURITY = ("open", "secured")
 
 
-def db_state(path):
-    """Read the store file directly: {name: (enroll_num, group_id, voiceprint, [takes])}."""
+def db_state(path, rows=None):
+    """Read the store file directly: {name: (enroll_num, group_id, voiceprint, [takes])};
+    ``rows`` opens the blobs of an encrypted store."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         return checked_state(
             conn.execute("SELECT name, enroll_num, group_id, voiceprint FROM users"),
-            conn.execute("SELECT user_name, take_num, take FROM takes"))
+            conn.execute("SELECT user_name, take_num, take FROM takes"), rows)
     finally:
         conn.close()
 
@@ -125,23 +131,41 @@ def test_concurrent_enrolment_and_verification_stay_consistent(start_server, voi
 
 # ----------------------------------------------------------------- crashes ---
 
-class EnrolmentStream:
-    """Client threads enrolling their own users take by take, recording what was
-    acknowledged and what was in flight when the server died."""
+def store_bytes(path):
+    """Every file of the SQLite store (database, WAL, shared-memory index), concatenated."""
+    return b"".join(Path(f).read_bytes() for f in glob.glob(glob.escape(str(path)) + "*"))
 
-    def __init__(self, voices, n_threads=3, users_per_thread=4, seed=0):
-        self.voices = voices
+
+class EnrolmentStream:
+    """Client threads enrolling their own users take by take, and unregistering every
+    other user once it is complete, recording what was acknowledged and what was in
+    flight when the server died.
+
+    ``pending[name]`` is the enrolment count the request in flight would leave (0 for
+    an unregistration); ``gone`` holds the users whose unregistration is known to have
+    happened (acknowledged, or seen after a crash that hid the answer).
+    """
+
+    def __init__(self, voices, security=None, n_threads=3, users_per_thread=4, seed=0):
+        self.voices, self.security = voices, security
         self.rng = random.Random(seed)
         self.plan = {}  # user -> voice
+        self.leaving = set()  # users unregistered once fully enrolled
+        self.gone = set()
         self.acked = {}  # user -> count after its last acknowledged request
-        self.pending = {}  # user -> k of the request whose answer never came
+        self.pending = {}
         self.order = []
         for t in range(n_threads):
-            names = [f"t{t}u{i}" for i in range(users_per_thread)]
+            names = [f"crash{t}u{i}" for i in range(users_per_thread)]
             self.order.append(names)
             for i, name in enumerate(names):
                 self.plan[name] = (t + i) % len(voices)
+                if i % 2:
+                    self.leaving.add(name)
         self.restarted = set()
+
+    def finished(self, name):
+        return name in self.gone if name in self.leaving else self.acked.get(name, 0) == 3
 
     def next_k(self, name):
         count = self.acked.get(name, 0)
@@ -151,27 +175,35 @@ class EnrolmentStream:
         return count + 1
 
     def run_thread(self, server, t, stop):
-        session = requests.Session()
+        session = client_session(self.security)
         for name in self.order[t]:
-            while not stop.is_set() and self.acked.get(name, 0) < 3:
-                k = self.next_k(name)
+            while not stop.is_set() and not self.finished(name):
+                if self.acked.get(name, 0) == 3:  # complete and leaving: unregister
+                    k, path, body = 0, "/unregister", {"user_name": name}
+                else:
+                    k = self.next_k(name)
+                    path = "/enroll"
+                    body = enroll_body(name, k, self.voices.wav(self.plan[name], k - 1))
                 self.pending[name] = k
-                body = enroll_body(name, k, self.voices.wav(self.plan[name], k - 1))
                 try:
-                    response = session.post(server.url + "/enroll", json=body, timeout=30)
+                    response = session.post(server.url + path, json=body, timeout=30)
                     data = response.json()
                 except (requests.RequestException, ValueError):
-                    return  # the server died under us: outcome of k unknown
+                    return  # the server died under us: outcome unknown
                 assert data["status"] == "00000", data
                 self.acked[name] = k
+                if k == 0:
+                    self.gone.add(name)
                 del self.pending[name]
 
     def resync(self, server, state):
         """After a crash, learn each user's state the way a client would (checkUser)."""
-        session = requests.Session()
+        session = client_session(self.security)
         for name in self.plan:
             data = call(session, server, "/checkUser", {"user_name": name})["data"]
             assert data["enroll_num"] == state.get(name, (0,))[0]
+            if data["enroll_num"] == 0 and self.pending.get(name) == 0:
+                self.gone.add(name)  # the unregistration in flight happened
             self.acked[name] = data["enroll_num"]
         self.pending.clear()
 
@@ -179,14 +211,17 @@ class EnrolmentStream:
 @pytest.mark.parametrize("kills", [
     3, pytest.param(12, marks=pytest.mark.slow, id="many-kills")])
 def test_sigkill_at_random_moments_loses_no_acknowledged_take(start_server, voices, model,
-                                                              tmp_path, kills):
+                                                              tmp_path, kills, security):
     """``python -m server`` (gunicorn, 2 workers) is killed with SIGKILL ``kills`` times
-    during a stream of enrolments, then runs the stream to its end. After every kill the
-    store passes ``PRAGMA integrity_check``, no user is half-written, every acknowledged
-    take is there (byte for byte) and nothing unacknowledged appears except the take that
-    was in flight."""
+    during a stream of enrolments and unregistrations, then runs the stream to its end.
+    After every kill the store passes ``PRAGMA integrity_check``, no user is half-written,
+    every acknowledged take is there (byte for byte), nothing unacknowledged appears except
+    the change that was in flight, and once the service is up again the store files hold no
+    byte of the name of a user whose unregistration happened. Secured: the service has a
+    token and a key, and every take and voiceprint in the file opens with that key."""
     store = tmp_path / "crash.sqlite3"
-    stream = EnrolmentStream(voices)
+    rows = rows_of(security)
+    stream = EnrolmentStream(voices, security)
     expected_take = {}  # (voice, k) -> the take bytes the model makes of that audio
     for voice in range(len(voices)):
         for k in (1, 2, 3):
@@ -196,9 +231,12 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_take(start_server, voic
     in_flight_at_kill = []
     for cycle in range(kills + 1):
         server = start_server(store=store, workers=2, threads=2,
-                              log_path=tmp_path / f"server{cycle}.log")
+                              log_path=tmp_path / f"server{cycle}.log",
+                              extra_env=server_env(security))
         if cycle:
-            stream.resync(server, db_state(store))
+            stream.resync(server, db_state(store, rows))
+            data = store_bytes(store)  # the restarted service cleared the WAL
+            assert [n for n in stream.gone if n.encode() in data] == [], cycle
         stop = threading.Event()
         threads = [threading.Thread(target=stream.run_thread, args=(server, t, stop))
                    for t in range(len(stream.order))]
@@ -217,7 +255,7 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_take(start_server, voic
         if last:
             server.stop()
 
-        state = db_state(store)  # integrity, no half-written user
+        state = db_state(store, rows)  # integrity, no half-written user
         for name, voice in stream.plan.items():
             count = state.get(name, (0,))[0]
             allowed = {stream.acked.get(name, 0)}
@@ -237,5 +275,9 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_take(start_server, voic
                 assert Voiceprint.from_bytes(vp).vector.tobytes() == expected.vector.tobytes()
     assert done == kills
     assert sum(in_flight_at_kill) > 0, "no kill landed while a request was in flight"
-    final = db_state(store)
-    assert all(final[name][0] == 3 for name in stream.plan), "the stream did not finish"
+    final = db_state(store, rows)
+    assert all(stream.finished(name) for name in stream.plan), "the stream did not finish"
+    assert {name for name in stream.plan if name not in stream.leaving} == set(final)
+    assert all(count == 3 for count, *_ in final.values())
+    data = store_bytes(store)
+    assert [n for n in stream.leaving if n.encode() in data] == []

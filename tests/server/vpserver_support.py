@@ -121,6 +121,26 @@ class Secured:
         return RowCipher(read_key(self.key_path))
 
 
+def server_env(security):
+    """The environment variables of a service process run with ``security`` (None: open)."""
+    return {} if security is None else security.env
+
+
+def rows_of(security):
+    """What opens the raw rows of a store written with ``security`` (None: open)."""
+    from server.store import PlainRows
+
+    return PlainRows() if security is None else security.rows()
+
+
+def client_session(security):
+    """A ``requests`` session that sends the token of ``security`` (None: no token)."""
+    session = requests.Session()
+    if security is not None:
+        session.headers.update(security.headers)
+    return session
+
+
 class Api:
     """Thin client over Flask's test client that checks the envelope of every response."""
 
