@@ -12,6 +12,10 @@ import pytest
 from server.store import SQLiteStore, StoreError
 from vpserver_support import b64, enroll_body, tone, verify_body, wav_bytes
 
+STORE_BACKENDS = ("sqlite", "postgresql")
+#: every test also runs with an API token and a store key set (see conftest.py)
+SECURITY = ("open", "secured")
+
 
 def raw_response(api, method, path, **kwargs):
     response = getattr(api.client, method)(path, **kwargs)
@@ -227,13 +231,14 @@ def test_unreachable_store_path_is_22151(make_app, tmp_path):
 
 # ------------------------------------------------------------------ health ---
 
-def test_health_reports_model_and_store(api, model):
+def test_health_reports_model_and_store(api, model, backend, security):
     result = api.get("/health")
     assert result["status"] == "00000"
     data = result["data"]
     assert data["model"] == {"status": "ok", "fingerprint": model.fingerprint,
                              "voiceprint_dim": model.voiceprint_dim}
-    assert data["store"]["status"] == "ok" and data["store"]["backend"] == "sqlite"
+    assert data["store"]["status"] == "ok" and data["store"]["backend"] == backend
+    assert data["store"]["encrypted"] is (security is not None)
     assert data["index"]["status"] == "ok"
 
 
@@ -279,3 +284,16 @@ def test_audio_the_model_cannot_use_is_22124_not_22151(make_app, model, voices, 
     assert result["status"] == "22124"
     assert "non-finite voiceprint" in result["message"]
     assert result["data"] == {"user_name": "alice"}
+
+
+# ----------------------------------------------------------- open and secured ---
+
+def test_each_run_is_as_open_or_secured_as_it_says(api, voices, security):
+    """The contract modules run twice (conftest.py ``SECURITY``): the secured run's
+    service refuses a request without the token, and its store seals every row."""
+    api.enroll_fully("alice", voices, 0)
+    bare = api.app.test_client()  # sends no token
+    response = bare.post("/checkUser", json={"user_name": "alice"})
+    assert response.status_code == (200 if security is None else 401)
+    assert api.store.encrypted is (security is not None)
+    assert api.get("/health")["data"]["store"]["encrypted"] is (security is not None)

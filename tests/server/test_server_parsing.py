@@ -8,6 +8,7 @@ import pytest
 
 from vpserver_support import b64, enroll_body, tone, verify_body, wav_bytes
 
+STORE_BACKENDS = ("sqlite", "postgresql")
 #: every test also runs with an API token and a store key set (see conftest.py)
 SECURITY = ("open", "secured")
 
