@@ -5,6 +5,7 @@ import base64
 import glob
 import json
 import logging
+import re
 import sqlite3
 
 import pytest
@@ -277,17 +278,20 @@ def test_new_key_writes_32_private_random_bytes_and_never_overwrites(tmp_path, c
     assert write_new_key(str(tmp_path / "k2")) and (tmp_path / "k2").read_bytes() != before
 
 
-def test_the_service_refuses_to_start_with_the_wrong_key(tmp_path, key_file, other_key_file,
-                                                         monkeypatch, capsys):
-    path = str(tmp_path / "s.sqlite3")
-    open_store(path, FP, rows=rows_for(key_file)).close()
-    monkeypatch.setenv("VPCORE_STORE", path)
+def test_the_service_refuses_to_start_with_the_wrong_key_even_on_an_empty_store(
+        store_url, key_file, other_key_file, monkeypatch, capsys):
+    open_store(store_url, FP, rows=rows_for(key_file)).close()  # empty, made with key_file
+    monkeypatch.setenv("VPCORE_STORE", store_url)
     monkeypatch.setenv("VPCORE_STORE_KEY", other_key_file)
     assert server_main([]) == 2
-    assert "VPCORE_STORE_KEY is not the key" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "VPCORE_STORE_KEY is not the key" in err
     monkeypatch.delenv("VPCORE_STORE_KEY")
     assert server_main([]) == 2
-    assert "is encrypted: set VPCORE_STORE_KEY" in capsys.readouterr().err
+    err += capsys.readouterr().err
+    assert "is encrypted: set VPCORE_STORE_KEY" in err
+    password = password_of(store_url)
+    assert password is None or password not in err
 
 
 def test_rotation_re_encrypts_every_row_and_the_old_key_no_longer_opens(
@@ -404,6 +408,73 @@ def test_unregister_leaves_no_name_in_a_larger_sqlite_file(tmp_path):
     data = b"".join(store_files(path).values())
     assert [n for n in gone if n.encode() in data] == []
     assert all(n.encode() in data for n in names[1:7])
+
+
+def table_bytes(store_url):
+    """Every value of every table of the store (read with SQL, past the Store interface),
+    as bytes: what the database would show anyone who can query it."""
+    def encode(value):
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value)
+        return str(value).encode("utf-8")
+
+    if store_url.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(store_url) as conn:
+            tables = [r[0] for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema()")]
+            rows = [row for t in tables for row in conn.execute(f"SELECT * FROM {t}")]
+    else:
+        conn = sqlite3.connect(store_url)
+        try:
+            tables = [r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")]
+            rows = [row for t in tables for row in conn.execute(f"SELECT * FROM {t}")]
+        finally:
+            conn.close()
+    assert {"users", "takes", "removed_users", "verify_failures", "meta"} <= {
+        t.removeprefix("vpcore_") for t in tables}
+    return b"\x00".join(encode(value) for row in rows for value in row)
+
+
+def password_of(url):
+    """The password of a ``postgresql://`` URL (None: none, or not a URL)."""
+    match = re.match(r"^[a-z]+://[^:/@]*:([^@/]*)@", url or "")
+    return match.group(1) if match and match.group(1) else None
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_after_unregister_no_table_holds_a_byte_of_the_user(make_app, voices, store_url,
+                                                             key_file, encrypted):
+    """On both backends: the user's row, takes, voiceprint, failed verifications and
+    tombstone, read with SQL, keep nothing of its name, takes or voiceprint (PostgreSQL's
+    dead tuples are another matter: README "Security")."""
+    api = make_app(store=store_url, store_key=key_file if encrypted else None,
+                   guard_failures=5, guard_confidence=0.5)
+    name = "zq_erase_me_42"
+    api.enroll_fully(name, voices, 0)
+    api.enroll_fully("keeper", voices, 1)
+    impostor = api.verify(voices.wav(1, 3), user_name=name)  # a failed verification
+    assert impostor["status"] == "00000" and impostor["data"]["confidence"] < 0.5
+    plain = api.store.get_enrollment(name)[1] + [api.store.get_voiceprint(name)[1]]
+    users, takes = raw_rows(store_url)
+    sealed = [v for n, v in users if n == name] + [t for n, _, t in takes if n == name]
+    assert len(sealed) == 4 and all(b.startswith(b"VPE1") is encrypted for b in sealed)
+    def pieces(blobs):
+        return [blob[i:i + 24] for blob in blobs
+                for i in range(16, len(blob) - 24, max(24, len(blob) // 8))]
+
+    before = table_bytes(store_url)
+    assert name.encode() in before and all(p in before for p in pieces(sealed))
+    assert api.store.name_tag(name).encode() in before  # the failed verification's tag
+    assert api.post("/unregister", {"user_name": name})["status"] == "00000"
+    after = table_bytes(store_url)
+    assert name.encode() not in after
+    assert [p[:16] for p in pieces(plain + sealed) if p in after] == []
+    assert api.check("keeper")["data"]["enroll_num"] == 3  # the others are intact
+    assert api.verify(voices.wav(1, 3), user_name="keeper")["data"]["confidence"] > 0.7
 
 
 def test_the_history_keeps_no_name_of_an_unregistered_user(store, store_url):
