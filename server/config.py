@@ -128,6 +128,16 @@ class Config:
                 "or CRITICAL"
             )
 
+    def __repr__(self):
+        """Every field but the tokens, and the store URL without its password."""
+        from .store.base import redact_url
+
+        shown = ", ".join(
+            f"store={redact_url(self.store)!r}" if f.name == "store"
+            else f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self) if f.repr)
+        return f"Config({shown})"
+
     @classmethod
     def from_env(cls, environ=None):
         """Read the ``VPCORE_*`` variables of ``environ`` (default ``os.environ``)."""

@@ -70,3 +70,11 @@ def test_gunicorn_is_configured_from_the_config():
     assert cfg.preload_app is False
     single = GunicornServer(Config(threads=1)).cfg
     assert single.worker_class_str == "sync" and single.bind == ["0.0.0.0:7800"]
+
+
+def test_the_repr_shows_neither_the_tokens_nor_the_store_password():
+    config = Config(store="postgresql://vpcore:s3cret-Pa55@db.example/vp",
+                    api_token="tok-A-0123456789abcdef")
+    shown = repr(config)
+    assert "s3cret-Pa55" not in shown and "tok-A-0123456789abcdef" not in shown
+    assert "db.example/vp" in shown and "guard_window=300" in shown

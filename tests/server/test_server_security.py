@@ -637,12 +637,103 @@ def test_no_secret_ever_appears_in_a_log_line(make_app, voices, store_url, key_f
     text = "\n".join(r.getMessage() for r in caplog.records) + capsys.readouterr().out
     text += str(refused.value) + str(bad.value) + repr(api.app.extensions["vpcore"].config)
     assert caplog.records and "task_id=" in text
-    for secret in [TOKEN, TOKEN[:-1], "guessed-token-0000000001", key.hex(),
-                   base64.b64encode(key).decode(), repr(key)[2:-1]]:
-        assert secret not in text, secret
+    secrets = [TOKEN, TOKEN[:-1], "guessed-token-0000000001", key.hex(),
+               base64.b64encode(key).decode(), repr(key)[2:-1]]
+    if password_of(store_url) is not None:
+        secrets.append(password_of(store_url))
+    for secret in secrets:
+        assert secret not in text, secret[:6]
 
 
 def test_plain_rows_refuse_an_encrypted_blob():
     sealed = RowCipher(b"\x01" * 32).seal(b"x", b"data")
     with pytest.raises(StoreKeyError):
         PlainRows().open(b"x", sealed)
+
+
+def secret_forms(key):
+    """The ways a key could be written into a log: raw, hex, base64, a bytes repr."""
+    return [key, key.hex().encode(), key.hex().upper().encode(), base64.b64encode(key),
+            base64.urlsafe_b64encode(key), base64.b64encode(key).rstrip(b"="),
+            repr(key)[2:-1].encode()]
+
+
+def run_command(args, env, tmp_path):
+    """``python -m server ARGS`` in its own process; returns (exit status, stdout + stderr)."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "server", *args], env={**os.environ, **env},
+                          cwd=str(tmp_path), capture_output=True, timeout=120)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_no_secret_in_any_output_of_a_real_service_and_the_key_commands(
+        start_server, voices, store_url, tmp_path, key_file, other_key_file):
+    """A real service (gunicorn, DEBUG logging) with two tokens, a key, an audit log and
+    the guard: requests with wrong tokens, errors, a lock-out; then the key commands,
+    failing and succeeding, a refused start with the old key and a start with the new one.
+    No output of any of them (service log, audit log, commands' stdout and stderr) holds a
+    token, a key in any spelling, or the DSN's password."""
+    import signal
+
+    import requests
+
+    token, second = "tok-C-" + "Zx9" * 8, "tok-D-" + "Qw7" * 8
+    audit, outputs = tmp_path / "audit.jsonl", []
+    env = {"VPCORE_API_TOKEN": f"{token},{second}", "VPCORE_STORE_KEY": key_file,
+           "VPCORE_AUDIT_LOG": str(audit), "VPCORE_LOG_LEVEL": "DEBUG",
+           "VPCORE_GUARD_FAILURES": "1", "VPCORE_STORE": store_url}
+    server = start_server(store=store_url, extra_env=env, workers=1, threads=2,
+                          log_path=tmp_path / "server.log")
+    good = {"Authorization": f"Bearer {token}"}
+
+    def post(path, body, headers=good):
+        return requests.post(server.url + path, json=body, headers=headers, timeout=60).json()
+
+    for k in (1, 2, 3):
+        assert post("/enroll", enroll_body("alice", k, voices.wav(0, k - 1)))["status"] == "00000"
+    for header in ([f"Bearer {token[:-1]}", f"Bearer {token}x", f"Basic {token}",
+                    f"bearer  {second.upper()}", token, ""]):
+        reply = post("/verify", verify_body(voices.wav(0, 3), user_name="alice"),
+                     headers={"Authorization": header})
+        assert reply["status"] == "22121"
+    assert post("/verify", verify_body(voices.wav(1, 3), user_name="alice"))["status"] == "00000"
+    assert post("/verify", verify_body(voices.wav(0, 3), user_name="alice"))["status"] == "22137"
+    assert post("/enroll", {"user_name": "alice"})["status"] == "22111"
+    assert requests.post(server.url + "/enroll", data=b"{not json", headers=good,
+                         timeout=30).json()["status"] == "22123"
+    assert requests.get(server.url + "/nowhere", headers=good, timeout=30).status_code == 404
+    assert post("/unregister", {"user_name": "alice"},
+                headers={"Authorization": f"Bearer {second}"})["status"] == "00000"
+    assert post("/enroll", enroll_body("bobby", 1, voices.wav(1, 0)))["status"] == "00000"
+    server.kill(signal.SIGTERM)  # a graceful stop, with its log lines
+    outputs += [server.log_tail(10 ** 8).encode(), audit.read_bytes()]
+
+    commands = [
+        (1, ["rotate-key", "--key", other_key_file, "--new-key", key_file]),  # wrong key
+        (0, ["rotate-key", "--new-key", other_key_file]),  # --key from VPCORE_STORE_KEY
+        (2, []),  # the service with the old key refuses to start
+    ]
+    for status, args in commands:
+        code, output = run_command(args, env, tmp_path)
+        assert code == status, (args, output[-2000:])
+        outputs.append(output)
+    assert b"VPCORE_STORE_KEY is not the key" in outputs[-1]
+    new = start_server(store=store_url, extra_env={**env, "VPCORE_STORE_KEY": other_key_file},
+                       workers=1, threads=2, log_path=tmp_path / "server2.log")
+    reply = requests.post(new.url + "/checkUser", json={"user_name": "bobby"}, headers=good,
+                          timeout=30).json()
+    assert reply["data"]["enroll_num"] == 1  # the rotated store opens with the new key
+    new.kill(signal.SIGTERM)
+    outputs.append(new.log_tail(10 ** 8).encode())
+
+    text = b"\n".join(outputs)
+    assert b"task_id=" in text and b"re-sealed" in text and b'"/verify"' in text
+    secrets = [token.encode(), token[:-1].encode(), second.encode(), second.upper().encode()]
+    secrets += secret_forms(read_key(key_file)) + secret_forms(read_key(other_key_file))
+    password = password_of(store_url)
+    if password is not None:
+        secrets.append(password.encode())
+    assert [s[:6] for s in secrets if s in text] == []
