@@ -248,6 +248,19 @@ def time_calls(fn, repeat, warmup=1):
     return out
 
 
+def time_calls_cpu(fn, repeat, warmup=1):
+    """Like :func:`time_calls`, also the thread's CPU time: ``(wall_ms, cpu_ms)`` lists."""
+    for _ in range(warmup):
+        fn()
+    wall, cpu = [], []
+    for _ in range(repeat):
+        start, start_cpu = time.perf_counter(), time.thread_time()
+        fn()
+        cpu.append(1000.0 * (time.thread_time() - start_cpu))
+        wall.append(1000.0 * (time.perf_counter() - start))
+    return wall, cpu
+
+
 def summary_ms(samples):
     s = np.asarray(samples, dtype=float)
     return {"median": float(np.median(s)), "mean": float(s.mean()), "min": float(s.min()),

@@ -21,7 +21,8 @@ from benchmarks import common
 
 STAGE_ORDER = ("gmm_ubm_map", "ivector_cosine", "ivector_lda_cosine", "plda", "plda_asnorm",
                "calibrated")
-SPEED_STAGES = ("decode", "vad_features", "statistics", "ivector", "backend_plda", "end_to_end")
+SPEED_STAGES = ("base64", "wav_parse", "features", "speech_detector", "statistics", "ivector",
+                "backend_plda", "verify", "end_to_end")
 
 
 def latest(results_dir):
@@ -103,7 +104,7 @@ def readme_table(res):
         five = sp["stages"].get("5s")
         if five:
             lines.append(f"| 5 s utterance to a score, 1 core (median) | "
-                         f"{five['ms']['end_to_end']['median']:.1f} ms | <= 15 ms |")
+                         f"{five['ms']['end_to_end']['median']:.1f} ms | <= {sp['target']['end_to_end_5s_ms']:g} ms |")
         m = sp["memory"]
         lines.append(f"| RSS after loading the model | {mb(m['rss_after_load'])} | < 500 MB |")
     sc = res.get("scale")
@@ -228,7 +229,8 @@ def speed_section(sp):
             f"{mb(sp['model']['file_bytes'])}); fresh process RSS after imports "
             f"{mb(m['rss_after_imports'])}, after loading the model {mb(m['rss_after_load'])} "
             f"(target < 500 MB: {ok(m['rss_meets_target'])}); i-vector extraction cache "
-            f"{m['tv_cache_bytes'] / 2**20:.1f} MB. Target 5 s in <= 15 ms: "
+            f"{m['tv_cache_bytes'] / 2**20:.1f} MB. Target 5 s in <= "
+            f"{sp['target']['end_to_end_5s_ms']:g} ms: "
             f"{ok(sp['target']['met'])}.", ""]
     return out
 
