@@ -85,11 +85,31 @@ def decode_wav(data, sample_rate=SAMPLE_RATE):
         raise AudioConstraintError(
             f"WAV header sample rate={info.samplerate} must be {sample_rate}"
         )
-    try:
-        samples, _ = sf.read(io.BytesIO(data), dtype="int16", always_2d=False)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise AudioDecodeError(f"WAV sample data cannot be read ({_reason(exc)})") from None
-    return np.asarray(samples, dtype=np.float32) / 32768.0
+    start = _data_chunk_start(data)
+    if start is not None and start + 2 * info.frames <= len(data):
+        # the samples in place: no copy until the one conversion to float32
+        samples = np.frombuffer(data, dtype="<i2", count=info.frames, offset=start)
+    else:  # a layout the chunk walk does not follow: let libsndfile read it
+        try:
+            samples, _ = sf.read(io.BytesIO(data), dtype="int16", always_2d=False)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise AudioDecodeError(f"WAV sample data cannot be read ({_reason(exc)})") from None
+    return np.multiply(samples, np.float32(1.0 / 32768.0), dtype=np.float32)
+
+
+def _data_chunk_start(data):
+    """Offset of the samples of the first ``data`` chunk of RIFF/WAVE bytes, or None.
+
+    Walks the chunks after the 12-byte RIFF header (each: 4-byte id, 4-byte
+    little-endian size, the data padded to an even length), as libsndfile does.
+    """
+    pos = 12
+    while pos + 8 <= len(data):
+        size = int.from_bytes(data[pos + 4:pos + 8], "little")
+        if data[pos:pos + 4] == b"data":
+            return pos + 8
+        pos += 8 + size + (size & 1)
+    return None
 
 
 def decode_pcm(data):

@@ -21,7 +21,7 @@ import scipy.signal
 from ._validation import check_array, check_float, check_int
 from .audio import SAMPLE_RATE, check_waveform
 from .errors import ParameterError, TooLittleSpeechError
-from .vad import VadOptions, energy_vad, frame_log_energy
+from .vad import VadOptions, energy_vad, waveform_log_energy
 
 __all__ = ["FeatureOptions", "mfcc", "deltas", "sliding_cmn", "extract_features"]
 
@@ -132,14 +132,31 @@ def _window(length):
     return np.hamming(length).astype(np.float32)
 
 
-def _frames(samples, options):
+def _frame_sizes(options):
     win = int(round(options.frame_length * options.sample_rate))
     hop = int(round(options.frame_shift * options.sample_rate))
+    return win, hop
+
+
+def _frames(samples, options):
+    win, hop = _frame_sizes(options)
     if len(samples) < win:
         raise TooLittleSpeechError(
             f"samples length={len(samples)} is shorter than one frame ({win} samples)"
         )
     return librosa.util.frame(samples, frame_length=win, hop_length=hop, axis=0)
+
+
+@lru_cache(maxsize=8)
+def _dct_matrix(n_mels, n_mfcc):
+    """The first ``n_mfcc`` columns of the orthonormal DCT-II of ``n_mels`` points, float32.
+
+    ``logmel @ _dct_matrix(...)`` equals ``scipy.fft.dct(logmel, type=2, norm="ortho",
+    axis=1)[:, :n_mfcc]`` up to float32 rounding, in one small matrix product.
+    """
+    return np.ascontiguousarray(
+        scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=1)[:, :n_mfcc],
+        dtype=np.float32)
 
 
 def mfcc(samples, options=FeatureOptions()):
@@ -155,23 +172,39 @@ def mfcc(samples, options=FeatureOptions()):
     -------
     ceps : ndarray of shape (n_frames, n_mfcc), float32
     log_energy : ndarray of shape (n_frames,), float64
+
+    Notes
+    -----
+    Each frame is pre-emphasised on its own (its first sample scaled by
+    ``1 - preemphasis``, as Kaldi does), Hamming-windowed and zero-padded to
+    ``n_fft``. The pre-emphasis is computed once over the waveform and framed,
+    which gives the very same float32 values as emphasising every frame, with
+    a fraction of the work (frames overlap 2.5 times).
     """
     options.validate()
     x = check_waveform(samples, options.sample_rate)
     x = x - x.mean(dtype=np.float64).astype(np.float32)  # remove any DC offset
     frames = _frames(x, options)  # (T, win), a strided view
-    log_energy = frame_log_energy(frames)
-    emphasised = frames.copy()
-    emphasised[:, 1:] -= options.preemphasis * frames[:, :-1]
-    emphasised[:, 0] *= 1.0 - options.preemphasis
-    emphasised *= _window(frames.shape[1])
-    spectrum = scipy.fft.rfft(emphasised, n=options.n_fft, axis=1)  # float32 in, complex64 out
-    power = spectrum.real**2 + spectrum.imag**2
+    T, win = frames.shape
+    hop = _frame_sizes(options)[1]
+    log_energy = waveform_log_energy(x, win, hop, T)
+    a = options.preemphasis
+    emphasised = np.zeros((T, options.n_fft), dtype=np.float32)  # zero padding included
+    # x[n] - a x[n-1] for n >= 1 of the whole waveform, framed like x from sample 1 on
+    diff = x[1:] - a * x[:-1]
+    emphasised[:, 1:win] = librosa.util.frame(diff, frame_length=win - 1, hop_length=hop,
+                                              axis=0)[:T]
+    emphasised[:, 0] = frames[:, 0] * (1.0 - a)
+    emphasised[:, :win] *= _window(win)
+    spectrum = scipy.fft.rfft(emphasised, axis=1, overwrite_x=True)  # complex64
+    power = np.square(spectrum.real)
+    power += np.square(spectrum.imag)
     basis = _mel_basis(options.sample_rate, options.n_fft, options.n_mels, options.fmin,
                        options.fmax)
-    logmel = np.log(np.maximum(power.astype(np.float32) @ basis, 1e-10))
-    ceps = scipy.fft.dct(logmel, type=2, norm="ortho", axis=1)[:, : options.n_mfcc]
-    return np.ascontiguousarray(ceps, dtype=np.float32), log_energy
+    logmel = power @ basis
+    np.maximum(logmel, 1e-10, out=logmel)
+    np.log(logmel, out=logmel)
+    return logmel @ _dct_matrix(options.n_mels, options.n_mfcc), log_energy
 
 
 @lru_cache(maxsize=8)
@@ -201,11 +234,10 @@ def deltas(ceps, width=5, order=1):
     -------
     ndarray of shape (T, n_mfcc), float32
     """
-    half = width // 2
-    out = scipy.ndimage.correlate1d(ceps, _delta_kernel(width, order), axis=0, mode="nearest")
-    out[:half] = out[half]
-    out[-half:] = out[-half - 1]
-    return out.astype(np.float32, copy=False)
+    ceps = np.asarray(ceps, dtype=np.float32)
+    out = np.empty_like(ceps)
+    _deltas_into(ceps, width, order, out)
+    return out
 
 
 def sliding_cmn(feats, window):
@@ -226,11 +258,27 @@ def sliding_cmn(feats, window):
     """
     feats = check_array("feats", feats, ndim=2, dtype=np.float32, min_rows=1)
     window = check_int("window", window, low=1)
+    return _sliding_cmn_rows(feats, window)
+
+
+def _deltas_into(ceps, width, order, out):
+    """:func:`deltas` written into ``out`` (T, n_mfcc), a float32 view."""
+    half = width // 2
+    scipy.ndimage.correlate1d(ceps, _delta_kernel(width, order), axis=0, mode="nearest",
+                              output=out)
+    out[:half] = out[half]
+    out[-half:] = out[-half - 1]
+
+
+def _sliding_cmn_rows(feats, window, rows=None):
+    """``sliding_cmn(feats, window)[rows]`` (rows: a boolean mask or None for all)."""
     T = len(feats)
     w = min(window, T)
     start = np.clip(np.arange(T) - window // 2, 0, T - w)
     csum = np.zeros((T + 1, feats.shape[1]))
     np.cumsum(feats, axis=0, dtype=np.float64, out=csum[1:])
+    if rows is not None:
+        start, feats = start[rows], feats[rows]
     means = (csum[start + w] - csum[start]) / w
     return (feats - means).astype(np.float32)
 
@@ -253,20 +301,21 @@ def extract_features(samples, options=FeatureOptions()):
         The VAD kept too few frames (silence, a click, a very short file).
     """
     ceps, log_energy = mfcc(samples, options)
-    parts = [ceps]
-    if options.deltas and len(ceps) >= options.delta_width:
-        parts.append(deltas(ceps, options.delta_width, order=1))
-        if options.deltas == 2:
-            parts.append(deltas(ceps, options.delta_width, order=2))
-    elif options.deltas:
+    T, n_ceps = ceps.shape
+    if options.deltas and T < options.delta_width:
         raise TooLittleSpeechError(
-            f"n_frames={len(ceps)} is fewer than delta_width={options.delta_width}"
+            f"n_frames={T} is fewer than delta_width={options.delta_width}"
         )
-    feats = np.concatenate(parts, axis=1)
+    speech = None if options.vad is None else energy_vad(log_energy, options.vad)
+    feats = np.empty((T, n_ceps * (1 + options.deltas)), dtype=np.float32)
+    feats[:, :n_ceps] = ceps
+    for order in range(1, options.deltas + 1):
+        _deltas_into(ceps, options.delta_width, order, feats[:, order * n_ceps:(order + 1) * n_ceps])
     if options.cmn == "sliding":
-        feats = sliding_cmn(feats, options.cmn_window)
-    if options.vad is not None:
-        feats = feats[energy_vad(log_energy, options.vad)]
+        # the means of the windows of the speech frames only: the others are dropped
+        feats = _sliding_cmn_rows(feats, options.cmn_window, speech)
+    elif speech is not None:
+        feats = feats[speech]
     if options.cmn == "utterance":
         feats = feats - feats.mean(axis=0)
     if options.cvn:

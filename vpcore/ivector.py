@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
-from scipy.linalg.lapack import dpotrf, dpotri
+from scipy.linalg.lapack import dpotrf, dpotri, dpotrs
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
@@ -326,13 +326,22 @@ class TotalVariability(BaseEstimator):
         return self
 
     def _prepare(self):
-        """Derived quantities for fast extraction: packed T_c'T_c and a float32 T."""
+        """Derived quantities for fast extraction: packed T_c'T_c and a float32 T.
+
+        ``_tt_packed`` holds the upper triangles of every ``T_c'T_c`` row by row
+        (float32, (C, S (S + 1) / 2)); ``_packed_to_upper`` maps its columns to
+        the upper triangle of a column-major S x S matrix, which is what
+        LAPACK's Cholesky reads, so building the precision ``L`` of a take is
+        one matrix-vector product and one scatter.
+        """
         C, D, S = self.n_components_, self.n_features_, self.T_.shape[1]
         iu = np.triu_indices(S)
         TT = component_products(self.T_, C)
         self._tt_packed = np.ascontiguousarray(TT[:, iu[0], iu[1]], dtype=np.float32)
         self._iu = iu
+        self._packed_to_upper = iu[1] * S + iu[0]  # (i, j), i <= j, at j * S + i
         self._T32 = np.ascontiguousarray(self.T_, dtype=np.float32)
+        self._offset_cd = np.ascontiguousarray(self.offset_.reshape(C, D))
 
     @property
     def cache_bytes(self):
@@ -344,19 +353,22 @@ class TotalVariability(BaseEstimator):
         """I-vector of one utterance from its statistics n (C,) and f (C, D); shape (S,)."""
         check_fitted(self, "T_")
         S = self.T_.shape[1]
-        packed = np.asarray(n, dtype=np.float32) @ self._tt_packed
-        L = np.empty((S, S))
-        L[self._iu] = packed
-        L.T[self._iu] = packed
-        L[np.diag_indices(S)] += 1.0
         n = np.asarray(n, dtype=np.float64)
-        f = np.asarray(f, dtype=np.float64).reshape(-1) - np.repeat(n, self.n_features_) * self.offset_
-        b = f.astype(np.float32) @ self._T32
-        try:
-            factor = scipy.linalg.cho_factor(L, lower=True, check_finite=False)
-        except np.linalg.LinAlgError:
-            raise ModelError("i-vector precision matrix is not positive definite") from None
-        return scipy.linalg.cho_solve(factor, b.astype(np.float64), check_finite=False)
+        flat = np.empty(S * S)
+        flat[self._packed_to_upper] = n.astype(np.float32) @ self._tt_packed
+        flat[::S + 1] += 1.0
+        # column-major S x S with L in its upper triangle (the rest is never read)
+        L = flat.reshape(S, S, order="F")
+        centred = np.asarray(f, dtype=np.float64).reshape(self._offset_cd.shape)
+        centred = centred - n[:, None] * self._offset_cd
+        b = centred.reshape(-1).astype(np.float32) @ self._T32
+        chol, info = dpotrf(L, lower=0, clean=0, overwrite_a=1)
+        if info != 0:
+            raise ModelError("i-vector precision matrix is not positive definite")
+        w, info = dpotrs(chol, b.astype(np.float64), lower=0)
+        if info != 0:  # pragma: no cover - only on invalid arguments
+            raise ModelError(f"i-vector solve failed (LAPACK info={info})")
+        return w
 
     def transform(self, N, F):
         """I-vectors of U utterances: N (U, C), F (U, C, D) -> (U, S)."""

@@ -25,7 +25,7 @@ from .parallel import get_executor
 from .persistence import (FORMAT_VERSION, default_model_path, fingerprint, load_stages,
                           model_arrays, save_model)
 from .speech import check_speech
-from .stats import compute_stats
+from .stats import PreparedUbm, compute_stats
 from .voiceprint import Score, Take, Voiceprint, check_takes
 
 __all__ = ["FORMAT_VERSION", "Take", "Voiceprint", "Score", "VoiceprintModel", "load_model",
@@ -268,12 +268,20 @@ class VoiceprintModel(BaseEstimator):
     def take_from_features(self, feats):
         """Front-end features (T, D) -> :class:`Take`."""
         check_fitted(self, "fingerprint_")
-        stats = compute_stats(self.ubm_.params, feats)
+        stats = compute_stats(self._prepared_ubm(), feats)
         w = self.tv_.transform_one(stats.n, stats.f)
         z = self.plda_.project(self.backend_.transform(w[None, :]))[0]
         if not np.all(np.isfinite(z)):
             raise AudioConstraintError("the audio gave a non-finite voiceprint (it is not speech)")
         return Take(z.astype(np.float32), int(len(feats)), self.fingerprint_)
+
+    def _prepared_ubm(self):
+        """The UBM's per-model constants (:class:`~vpcore.stats.PreparedUbm`), made once."""
+        params = self.ubm_.params
+        cached = getattr(self, "_ubm_constants", None)
+        if cached is None or any(a is not b for a, b in zip(cached[0], params)):
+            cached = self._ubm_constants = (params, PreparedUbm(*params))
+        return cached[1]
 
     def enroll(self, takes):
         """Takes (or waveforms) of one speaker -> :class:`Voiceprint`."""

@@ -12,6 +12,7 @@ Kaldi ``ivectorbin/compute-vad.cc`` and ``ivector/voice-activity-detection.h``.
 """
 
 from dataclasses import asdict, dataclass
+from math import gcd
 
 import numpy as np
 from scipy.ndimage import uniform_filter1d
@@ -19,7 +20,7 @@ from scipy.ndimage import uniform_filter1d
 from ._validation import check_float, check_int
 from .errors import TooLittleSpeechError
 
-__all__ = ["VadOptions", "frame_log_energy", "energy_vad"]
+__all__ = ["VadOptions", "frame_log_energy", "waveform_log_energy", "energy_vad"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,38 @@ def frame_log_energy(frames):
     log_energy : ndarray of shape (n_frames,)
     """
     energy = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) * 32768.0**2
+    return np.log(np.maximum(energy, 1.0))
+
+
+def waveform_log_energy(samples, frame_length, hop_length, n_frames=None):
+    """:func:`frame_log_energy` of the frames of a waveform, without forming the frames.
+
+    Frames of ``frame_length`` samples every ``hop_length`` overlap; both are
+    multiples of ``g = gcd(frame_length, hop_length)``, so each frame's energy
+    is a sum of ``frame_length / g`` block energies, each block summed once.
+    Equal to ``frame_log_energy(librosa.util.frame(samples, ...))`` up to the
+    order of the float64 additions.
+
+    Parameters
+    ----------
+    samples : ndarray of shape (n_samples,)
+        Waveform in [-1, 1], at least ``frame_length`` samples.
+    frame_length, hop_length : int
+    n_frames : int, optional
+        Frames to return (default: every whole frame).
+
+    Returns
+    -------
+    log_energy : ndarray of shape (n_frames,)
+    """
+    x = np.asarray(samples)
+    if n_frames is None:
+        n_frames = 1 + (len(x) - frame_length) // hop_length
+    g = gcd(frame_length, hop_length)
+    n_blocks = ((n_frames - 1) * hop_length + frame_length) // g
+    blocks = np.square(x[:n_blocks * g], dtype=np.float64).reshape(n_blocks, g).sum(axis=1)
+    windows = np.lib.stride_tricks.sliding_window_view(blocks, frame_length // g)
+    energy = windows[::hop_length // g][:n_frames].sum(axis=1) * 32768.0**2
     return np.log(np.maximum(energy, 1.0))
 
 
