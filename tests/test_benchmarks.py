@@ -117,11 +117,37 @@ def test_speed_script(small_model_path, tmp_path):
                 "--naive-components", "8", "--out-dir", str(tmp_path), "--quiet"])
     doc = read_result(tmp_path / "speed.json")
     stages = doc["stages"]["3s"]["ms"]
-    assert set(stages) == {"decode", "vad_features", "statistics", "ivector", "backend_plda",
-                           "end_to_end"}
+    assert set(stages) == {"base64", "wav_parse", "features", "speech_detector", "statistics",
+                           "ivector", "backend_plda", "plda_llr", "asnorm", "calibration",
+                           "verify", "end_to_end"}
+    assert set(doc["stages"]["3s"]["cpu_ms"]) == set(stages)
     assert all(v["median"] > 0 for v in stages.values())
     assert doc["memory"]["rss_after_load"] > doc["memory"]["rss_after_imports"] > 0
     assert doc["memory"]["tv_cache_bytes"] > 0 and doc["threads"] == 1
+
+
+def test_request_script_in_process(small_model_path, tmp_path):
+    from benchmarks import request
+
+    request.main(["--model", str(small_model_path), "--root", str(tmp_path), "--repeat", "2",
+                  "--no-http", "--out-dir", str(tmp_path), "--quiet"])
+    doc = read_result(tmp_path / "request.json")
+    stages = doc["in_process"]["ms"]
+    assert set(stages) == {"body_read", "json", "base64", "wav_parse", "extract", "store_read",
+                           "score", "response", "flask"}
+    assert all(v["median"] > 0 for v in stages.values())
+    assert 0.0 <= doc["in_process"]["confidence"] <= 1.0
+
+
+def test_faiss_script_agrees_with_the_gallery(small_model_path, tmp_path):
+    pytest.importorskip("faiss", reason="faiss-cpu is an optional benchmark reference")
+    from benchmarks import faiss_1vn
+
+    faiss_1vn.main(["--model", str(small_model_path), "--root", str(tmp_path), "--sizes", "500",
+                    "--real-voices", "2", "--out-dir", str(tmp_path), "--quiet"])
+    (row,) = read_result(tmp_path / "faiss_1vn.json")["sizes"]
+    assert row["faiss_asnorm"]["same_top_rows"]
+    assert row["faiss_asnorm"]["max_score_difference"] < 1e-3
 
 
 def test_scale_script(small_model_path, tmp_path):
