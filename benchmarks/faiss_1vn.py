@@ -133,7 +133,7 @@ def run(args):
                       f"{row['faiss_asnorm']['max_score_difference']:.1e} | faiss PLDA only "
                       f"(d={row['faiss_plda']['dim']}) {row['faiss_plda']['query_ms']['median']:7.2f}"
                       f" ms | peak RSS {row['peak_rss_bytes'] / 2**20:.0f} MB", flush=True)
-            del gallery, V
+
     payload = {
         "benchmark": "faiss_1vn",
         "model": {**common.model_info(model, model_path), "source": source},

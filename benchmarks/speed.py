@@ -44,7 +44,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -116,7 +115,6 @@ def stage_functions(model, vp, samples):
     from server.parsing import decode_base64
     from vpcore.audio import decode_bytes, encode_wav
     from vpcore.features import extract_features
-    from vpcore.model import Take
     from vpcore.speech import check_speech
     from vpcore.stats import compute_stats
 

@@ -26,7 +26,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 from scipy.linalg.lapack import dpotrf, dpotri, dpotrs
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
