@@ -139,6 +139,18 @@ def test_request_script_in_process(small_model_path, tmp_path):
     assert 0.0 <= doc["in_process"]["confidence"] <= 1.0
 
 
+def test_paired_script_times_another_copy_of_the_library(small_model_path, tmp_path):
+    from benchmarks import paired
+
+    paired.main([str(common.ROOT / "vpcore"), "--label", "this code", "--model",
+                 str(small_model_path), "--root", str(tmp_path), "--repeat", "2",
+                 "--out-dir", str(tmp_path), "--quiet"])
+    doc = read_result(tmp_path / "paired.json")
+    assert doc["before"] == "this code"
+    assert {"features", "speech_detector", "ivector", "library_end_to_end"} <= set(doc["stages"])
+    assert all(v["after_over_before"] > 0 for v in doc["stages"].values())
+
+
 def test_faiss_script_agrees_with_the_gallery(small_model_path, tmp_path):
     pytest.importorskip("faiss", reason="faiss-cpu is an optional benchmark reference")
     from benchmarks import faiss_1vn
