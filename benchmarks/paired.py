@@ -45,10 +45,12 @@ def import_before(package_dir, tmp):
 
 def stages(pkg, model_path, samples, enrolment):
     """The timed stages of one package: name -> zero-argument callable."""
+    from vpcore.audio import encode_wav
+
     model = pkg.model.load_model(model_path)
     third = len(enrolment) // 3
     vp = model.enroll([model.extract(enrolment[i * third:(i + 1) * third]) for i in range(3)])
-    wav = common.wav_bytes(samples)
+    wav = encode_wav(samples)
     x = pkg.audio.decode_bytes(wav, "wav")
     opts = model.feature_options_
     feats = pkg.features.extract_features(x, opts)

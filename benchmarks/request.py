@@ -168,6 +168,7 @@ def run(args):
     from threadpoolctl import threadpool_limits
 
     from benchmarks.load import Server
+    from vpcore.audio import encode_wav
     from vpcore.model import load_model
 
     model_path, source = common.resolve_model(args.model)
@@ -175,9 +176,9 @@ def run(args):
     enrol, _ = common.speech_of_length(15.0, seed=7, data=args.root)
     third = len(enrol) // 3
     enrol_takes = [enrol[i * third:(i + 1) * third] for i in range(3)]
-    takes_b64 = [base64.b64encode(common.wav_bytes(t)).decode("ascii") for t in enrol_takes]
+    takes_b64 = [base64.b64encode(encode_wav(t)).decode("ascii") for t in enrol_takes]
     probe, probe_desc = common.speech_of_length(5.0, seed=5, data=args.root)
-    probe_b64 = base64.b64encode(common.wav_bytes(probe)).decode("ascii")
+    probe_b64 = base64.b64encode(encode_wav(probe)).decode("ascii")
     payload = {"benchmark": "request", "model": {**common.model_info(model, model_path),
                                                  "source": source},
                "probe": f"5 s of {probe_desc}", "repeat": args.repeat,
