@@ -71,7 +71,10 @@ def probe_query(scorer, z, n, asnorm=True):
 
 
 def run(args):
-    import faiss
+    try:
+        import faiss
+    except ImportError:
+        raise SystemExit("faiss is not installed: pip install faiss-cpu (or '.[reference]')") from None
     from threadpoolctl import threadpool_limits
 
     from vpcore.gallery import Gallery
