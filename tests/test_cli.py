@@ -101,6 +101,8 @@ BAD_OPTIONS = [
     ("train", "--prior", ["0", "1", "1.5", "-0.1", "nan", "x"]),
     ("train", "--jobs", ["0", "-2", "x"]),
     ("train", "--seed", ["-1", "4294967296", "0.5"]),
+    ("train", "--augment", ["-1", "21", "x"]),
+    ("train", "--augment-conditions", ["", "noise,snow", "Noise"]),
     ("eval", "--jobs", ["0", "-2"]),
     ("eval", "--threshold", ["-0.1", "1.01", "nan", "x"]),
 ]

@@ -475,6 +475,16 @@ class Augmenter:
             raise ParameterError(f"condition 'voip' needs a wideband codec; codecs="
                                  f"{list(codecs)} has none of {list(_WIDEBAND)}")
 
+    def prepare(self):
+        """Simulate the room bank now (it is otherwise made at the first ``reverb``).
+
+        Call it before the augmenter is sent to worker processes, so that the
+        rooms are simulated once and not in every worker; returns self.
+        """
+        if "reverb" in self.conditions:
+            self._room_bank()
+        return self
+
     def _room_bank(self):
         if self._rooms is None:
             rng = np.random.default_rng([self.random_state, 0x7007])

@@ -68,6 +68,17 @@ def _float_type(low, high, low_open=False, high_open=False):
 
 
 _JOBS = _int_type(low=1, allowed=(-1,))
+
+
+def _conditions_type(text):
+    from .augment import CONDITIONS
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in CONDITIONS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: conditions are comma-separated names out of {','.join(CONDITIONS)}")
+    return names
 _SEED = _int_type(low=0, high=2**32 - 1)
 
 
@@ -193,7 +204,12 @@ def _train(args):
     model = VoiceprintModel(
         n_components=args.components, tv_rank=args.rank, lda_dim=lda, wccn=args.wccn,
         asnorm_top=asnorm_top, calibration_prior=args.prior, features=FeatureOptions(vad=vad),
+        augment_copies=args.augment, augment_conditions=args.augment_conditions,
         n_jobs=args.jobs, random_state=args.seed)
+    if args.augment:
+        _need_module("pyroomacoustics", "--augment", "augment")  # before the work
+        _need_module("av", "--augment", "augment")
+        model.augmenter()  # codecs this machine lacks are named now, not after the features
     start = time.perf_counter()
     waveforms = [partial(load_file, u.path) for u in utts]
     model.fit(waveforms, [u.speaker for u in utts], progress=not args.quiet,
@@ -340,6 +356,13 @@ def build_parser():
     t.add_argument("--prior", type=_float_type(0.0, 1.0, low_open=True, high_open=True),
                    default=0.1, help="prior of same-speaker trials behind confidence, "
                                      "in (0, 1) (0.1)")
+    t.add_argument("--augment", type=_int_type(0, 20), default=0, metavar="COPIES",
+                   help="augmented copies of every utterance (noise, babble, reverberation, "
+                        "telephone, VoIP, microphone) as extra sessions of the backend, PLDA "
+                        "and calibration, 0..20 (0: clean only); needs the 'augment' extra")
+    t.add_argument("--augment-conditions", type=_conditions_type, metavar="A,B,...",
+                   help="conditions of the copies, comma-separated (default: all of "
+                        "noise,babble,reverb,telephone,voip,mic)")
     t.add_argument("--no-vad", action="store_true", help="keep every frame (not advised)")
     t.add_argument("--jobs", type=_JOBS, default=1,
                    help="processes for feature extraction, >= 1 or -1 = all cores (1)")

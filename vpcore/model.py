@@ -59,6 +59,13 @@ class VoiceprintModel(BaseEstimator):
     split_frames : int
         Speakers with one utterance have it cut into parts of at least this many
         speech frames, so the backend sees within-speaker variation (0 disables).
+    augment_copies : int
+        Augmented copies of every training utterance (:class:`vpcore.augment.Augmenter`,
+        seeded by ``random_state``) that join the backend, PLDA and calibration
+        training as extra sessions of their speaker; the UBM and i-vector
+        extractor see clean speech only. 0 (default) trains on clean speech.
+    augment_conditions : tuple of str or None
+        Conditions of the copies (None: all of ``vpcore.augment.CONDITIONS``).
     features : FeatureOptions
     n_jobs : int
         Processes for feature extraction (joblib).
@@ -77,8 +84,8 @@ class VoiceprintModel(BaseEstimator):
     def __init__(self, n_components=256, tv_rank=200, lda_dim=150, wccn=False,
                  ubm_iter=10, tv_iter=10, plda_iter=10, ubm_max_frames=400_000,
                  asnorm_top=100, cohort_per_speaker=2, calibration_prior=0.1,
-                 calibration_folds=4, split_frames=300, features=None, n_jobs=1,
-                 random_state=None):
+                 calibration_folds=4, split_frames=300, augment_copies=0,
+                 augment_conditions=None, features=None, n_jobs=1, random_state=None):
         self.n_components = n_components
         self.tv_rank = tv_rank
         self.lda_dim = lda_dim
@@ -92,6 +99,8 @@ class VoiceprintModel(BaseEstimator):
         self.calibration_prior = calibration_prior
         self.calibration_folds = calibration_folds
         self.split_frames = split_frames
+        self.augment_copies = augment_copies
+        self.augment_conditions = augment_conditions
         self.features = features
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -102,11 +111,24 @@ class VoiceprintModel(BaseEstimator):
         return self.features if self.features is not None else FeatureOptions()
 
     def saved_options(self):
-        """The hyper-parameters a model file records (all but features and n_jobs)."""
-        return {name: getattr(self, name) for name in (
+        """The hyper-parameters a model file records (all but features and n_jobs).
+
+        The augmentation options are recorded only when copies were made, so a
+        model trained on clean speech keeps the fingerprint it always had.
+        """
+        options = {name: getattr(self, name) for name in (
             "n_components", "tv_rank", "lda_dim", "wccn", "ubm_iter", "tv_iter", "plda_iter",
             "ubm_max_frames", "asnorm_top", "cohort_per_speaker", "calibration_prior",
             "calibration_folds", "split_frames", "random_state")}
+        if self.augment_copies:
+            options["augment_copies"] = self.augment_copies
+            options["augment_conditions"] = (None if self.augment_conditions is None
+                                             else list(self.augment_conditions))
+        return options
+
+    def augmenter(self):
+        """The :class:`~vpcore.augment.Augmenter` of the training copies (validated)."""
+        return recipe.make_augmenter(self)
 
     def _validate(self):
         """Check every hyper-parameter; runs before any expensive work."""
@@ -127,6 +149,9 @@ class VoiceprintModel(BaseEstimator):
             raise ParameterError(f"calibration_prior={self.calibration_prior} must be < 1")
         check_int("calibration_folds", self.calibration_folds, low=2)
         check_int("split_frames", self.split_frames, low=0)
+        check_int("augment_copies", self.augment_copies, low=0, high=20)
+        if self.augment_copies:
+            self.augmenter()  # conditions and codecs checked before any work
         check_int("n_jobs", self.n_jobs, low=-1)
         if self.random_state is not None:
             check_int("random_state", self.random_state, low=0)
@@ -160,31 +185,50 @@ class VoiceprintModel(BaseEstimator):
         if len(waveforms) != len(speakers):
             raise ParameterError(f"waveforms ({len(waveforms)}) and speakers ({len(speakers)}) "
                                  "must have the same length")
+        waveforms = list(waveforms)
         if scheduler is None:
-            feats = self.extract_all(list(waveforms), progress=progress)
-            return self.fit_features(feats, speakers, progress=progress)
+            feats = self.extract_all(waveforms, progress=progress)
+            extra = None
+            if self.augment_copies:
+                extra = recipe.augmented_features(waveforms, speakers, self.feature_options,
+                                                  self.augmenter(), self.augment_copies,
+                                                  n_jobs=self.n_jobs, progress=progress)
+            return self.fit_features(feats, speakers, progress=progress, extra_features=extra)
         executor = get_executor(scheduler)
         try:
-            loaders = executor.scatter(recipe.make_batches(list(waveforms)))
+            loaders = executor.scatter(recipe.make_batches(waveforms))
             batches = executor.map(recipe.batch_features, loaders, self.feature_options)
+            extra = None
+            if self.augment_copies:
+                x_feats, x_spk = recipe.augmented_features(
+                    waveforms, speakers, self.feature_options, self.augmenter(),
+                    self.augment_copies, executor=executor)
+                extra = (executor.scatter(recipe.make_batches(x_feats)), x_spk)
             return self.set_fitted(**recipe.train(self, batches, speakers, executor,
-                                                  _progress_printer(progress)))
+                                                  _progress_printer(progress), extra))
         finally:
             executor.close()
 
-    def fit_features(self, features, speakers, progress=False, scheduler=None):
-        """Train on precomputed front-end features (None entries are skipped); returns self."""
+    def fit_features(self, features, speakers, progress=False, scheduler=None,
+                     extra_features=None):
+        """Train on precomputed front-end features (None entries are skipped); returns self.
+
+        ``extra_features``: ``(features, speakers)`` of further sessions (e.g.
+        augmented copies, :func:`vpcore.recipe.augmented_features`) for the
+        backend, PLDA and calibration only.
+        """
         self._validate()
-        if len(features) != len(speakers):
-            raise ParameterError(f"features ({len(features)}) and speakers ({len(speakers)}) "
-                                 "must have the same length")
-        features = [None if f is None else check_array("features", f, ndim=2, dtype=np.float32)
-                    for f in features]
+        features = _check_features("features", features, speakers)
         executor = get_executor(scheduler)
         try:
             batches = executor.scatter(recipe.make_batches(features))
+            extra = None
+            if extra_features is not None:
+                x_feats = _check_features("extra_features", *extra_features)
+                extra = (executor.scatter(recipe.make_batches(x_feats)),
+                         [str(s) for s in extra_features[1]])
             return self.set_fitted(**recipe.train(self, batches, speakers, executor,
-                                                  _progress_printer(progress)))
+                                                  _progress_printer(progress), extra))
         finally:
             if scheduler is not None:
                 executor.close()
@@ -339,6 +383,14 @@ class VoiceprintModel(BaseEstimator):
             raise ModelError(f"model file {str(path)!r} is corrupt: fingerprint "
                              f"{stored} != computed {model.fingerprint_}")
         return model
+
+
+def _check_features(name, features, speakers):
+    if len(features) != len(speakers):
+        raise ParameterError(f"{name} ({len(features)}) and their speakers ({len(speakers)}) "
+                             "must have the same length")
+    return [None if f is None else check_array(name, f, ndim=2, dtype=np.float32)
+            for f in features]
 
 
 def _progress_printer(progress):

@@ -19,6 +19,11 @@ The backend steps take ``extra``: further labelled units (e.g. augmented
 copies of training speech as extra sessions) that join the training of the
 backend and PLDA, and every training fold of the calibration, but are never
 drawn into the cohort nor enrolled or probed in the calibration trials.
+:func:`augmented_features` makes such copies (:class:`vpcore.augment.Augmenter`)
+and :func:`train` turns their features into extra units with the UBM and
+total-variability model trained on the clean utterances::
+
+    augmented_features ─▶ (after fit_tv) unit_ivectors ─▶ extra of fit_scoring
 """
 
 import time
@@ -40,7 +45,8 @@ from .scoring import Scorer
 from .stats import compute_stats
 from .ubm import DiagonalGMM
 
-__all__ = ["extract_features", "make_batches", "batch_features", "train", "fit_ubm", "fit_tv",
+__all__ = ["extract_features", "make_batches", "batch_features", "make_augmenter", "augmented_features",
+           "train", "fit_ubm", "fit_tv",
            "unit_ivectors", "fit_backend_stages", "cv_trials", "fit_calibration", "fit_scoring"]
 
 #: Utterances per map-reduce batch.
@@ -77,6 +83,93 @@ def batch_features(batch, options):
     """A batch of waveforms (or loaders) -> the same batch of features."""
     start, waveforms = batch
     return start, [_features_or_none(w, options) for w in waveforms]
+
+
+# -------------------------------------------------------------- augmentation ---
+#: Other speakers' utterances offered to each utterance's babble.
+BABBLE_POOL = 8
+
+
+def make_augmenter(params):
+    """The :class:`~vpcore.augment.Augmenter` of ``params.augment_conditions``, seeded by
+    ``params.random_state``; ParameterError for unknown conditions or missing codecs."""
+    from .augment import CONDITIONS, Augmenter
+
+    conditions = CONDITIONS if params.augment_conditions is None else params.augment_conditions
+    if isinstance(conditions, str) or not hasattr(conditions, "__iter__"):
+        raise ParameterError(f"augment_conditions={conditions!r} must be a sequence of "
+                             f"condition names out of {list(CONDITIONS)}")
+    seed = 0 if params.random_state is None else params.random_state
+    return Augmenter(conditions=tuple(conditions), random_state=seed)
+
+
+def _augmented_batch(batch, options, augmenter, copy):
+    """A batch of ``(waveform or loader, babble sources)`` -> features of their copy ``copy``."""
+    start, items = batch
+    feats = []
+    for offset, (samples, sources) in enumerate(items):
+        def degraded(samples=samples, sources=sources, index=start + offset):
+            x = samples() if callable(samples) else samples
+            y, _ = augmenter.augment(x, seed=[copy, index], babble_sources=sources)
+            return y
+        feats.append(_features_or_none(degraded, options))
+    return start, feats
+
+
+def augmented_features(waveforms, speakers, options, augmenter, copies, n_jobs=1,
+                       executor=None, progress=False):
+    """Front-end features of ``copies`` augmented copies of every training utterance.
+
+    Copy ``c`` of utterance ``i`` is ``augmenter.augment(x_i, seed=[c, i])``
+    (the augmenter's ``random_state`` and the pair decide the condition and
+    its parameters); its babble, when drawn, is made of up to
+    :data:`BABBLE_POOL` utterances of other speakers, a seeded draw. So the
+    copies depend only on the training list and the seeds, whether they are
+    made here (joblib over ``n_jobs``) or on the workers of ``executor``.
+
+    Parameters
+    ----------
+    waveforms : sequence of ndarray or of callables returning one
+    speakers : sequence of str
+    options : FeatureOptions
+    augmenter : vpcore.augment.Augmenter
+    copies : int
+        Copies per utterance, >= 1.
+    n_jobs : int
+        Processes when ``executor`` is None.
+    executor : DaskExecutor or None
+
+    Returns
+    -------
+    features : list of ndarray (T, D) or None
+        Copy 1 of every utterance, then copy 2, ...; None: too little speech left.
+    speakers : list of str
+        The speaker of each.
+    """
+    waveforms = list(waveforms)
+    spk = np.asarray([str(s) for s in speakers])
+    augmenter.prepare()
+    rng = np.random.default_rng([int(augmenter.random_state), 7])
+    items = []
+    for i in range(len(waveforms)):
+        others = np.flatnonzero(spk != spk[i])
+        pick = rng.choice(others, size=min(BABBLE_POOL, len(others)), replace=False)
+        items.append((waveforms[i], [waveforms[j] for j in np.sort(pick)]))
+    features = []
+    for copy in range(1, copies + 1):
+        batches = make_batches(items)
+        if executor is not None:
+            done = executor.gather(executor.map(_augmented_batch, executor.scatter(batches),
+                                                options, augmenter, copy))
+        else:
+            if progress:
+                from tqdm.auto import tqdm
+                batches = tqdm(batches, desc=f"augmented copy {copy}", unit="batch")
+            done = Parallel(n_jobs=n_jobs)(delayed(_augmented_batch)(b, options, augmenter, copy)
+                                           for b in batches)
+        for _, feats in sorted(done, key=lambda b: b[0]):
+            features.extend(feats)
+    return features, [str(s) for s in spk] * copies
 
 
 def _batch_lengths(batch):
@@ -134,7 +227,7 @@ def _split_frames(frames, min_frames, max_parts):
 
 
 # ---------------------------------------------------------------- the recipe ---
-def train(params, batches, speakers, executor, progress=None):
+def train(params, batches, speakers, executor, progress=None, extra=None):
     """Every step over batches of features held by ``executor``.
 
     Parameters
@@ -148,6 +241,10 @@ def train(params, batches, speakers, executor, progress=None):
     executor : LocalExecutor or DaskExecutor
     progress : callable or None
         ``progress(stage, iteration, value)`` for the EM objectives.
+    extra : (batches, speakers) or None
+        Features of further sessions (e.g. :func:`augmented_features`), batched
+        like ``batches``: after the UBM and total-variability model (trained on
+        ``batches`` only) they become extra units of :func:`fit_scoring`.
 
     Returns
     -------
@@ -172,9 +269,15 @@ def train(params, batches, speakers, executor, progress=None):
     seconds["total_variability"] = time.perf_counter() - start
     start = time.perf_counter()
     ivecs, unit_spk = unit_ivectors(params, batches, ubm, tv, speakers, keep, executor)
+    extra_units = None
+    if extra is not None:
+        x_batches, x_speakers = extra
+        x_keep = np.concatenate(executor.gather(executor.map(_batch_lengths, x_batches))) > 0
+        if x_keep.any():
+            extra_units = unit_ivectors(params, x_batches, ubm, tv, x_speakers, x_keep, executor)
     seconds["ivectors"] = time.perf_counter() - start
     start = time.perf_counter()
-    backend, scorer, summary = fit_scoring(params, ivecs, unit_spk)
+    backend, scorer, summary = fit_scoring(params, ivecs, unit_spk, extra_units)
     seconds["backend"] = time.perf_counter() - start
     summary = {
         "utterances": int(keep.sum()), "speakers": len(set(kept_speakers)),

@@ -1,0 +1,116 @@
+"""Multi-condition training: augmented copies as extra sessions of the backend."""
+
+import numpy as np
+import pytest
+
+from vpcore import recipe
+from vpcore.augment import Augmenter
+from vpcore.errors import ParameterError
+from vpcore.features import FeatureOptions
+from vpcore.model import VoiceprintModel
+
+pytest.importorskip("pyroomacoustics")
+pytest.importorskip("av")
+
+SMALL = dict(n_components=16, tv_rank=20, lda_dim=10, asnorm_top=20, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def corpus(synthetic_corpus):
+    return [c[2] for c in synthetic_corpus], [c[0] for c in synthetic_corpus]
+
+
+@pytest.fixture(scope="module")
+def augmented(corpus):
+    waves, speakers = corpus
+    return VoiceprintModel(**SMALL, augment_copies=1).fit(waves, speakers)
+
+
+class _Recording(Augmenter):
+    """An augmenter that remembers what it was asked (runs in this process: n_jobs=1)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.calls = []
+
+    def augment(self, samples, seed, condition=None, babble_sources=None):
+        self.calls.append((list(seed), [id(s) for s in babble_sources or ()]))
+        return super().augment(samples, seed, condition, babble_sources)
+
+
+def test_copies_come_in_copy_order_with_their_speakers(corpus):
+    waves, speakers = corpus
+    waves, speakers = waves[:12], speakers[:12]
+    aug = _Recording(conditions=("noise", "mic"), random_state=3)
+    feats, spk = recipe.augmented_features(waves, speakers, FeatureOptions(), aug, copies=2)
+    assert len(feats) == 24 and spk == list(speakers) * 2
+    assert [c[0] for c in aug.calls] == [[copy, i] for copy in (1, 2) for i in range(12)]
+    # each copy is the features of the seeded augmentation of its utterance
+    y, _ = Augmenter(conditions=("noise", "mic"), random_state=3).augment(waves[5], seed=[2, 5])
+    from vpcore.features import extract_features
+    np.testing.assert_array_equal(feats[12 + 5], extract_features(y, FeatureOptions()))
+
+
+def test_babble_is_drawn_from_other_speakers_only(corpus):
+    waves, speakers = corpus
+    waves, speakers = waves[:18], speakers[:18]
+    aug = _Recording(conditions=("babble",), random_state=0)
+    recipe.augmented_features(waves, speakers, FeatureOptions(), aug, copies=1)
+    by_id = {id(w): s for w, s in zip(waves, speakers)}
+    for (copy, i), sources in aug.calls:
+        assert sources and len(sources) <= recipe.BABBLE_POOL
+        assert all(by_id[s] != speakers[i] for s in sources)
+
+
+def test_same_options_give_the_same_model_whatever_the_jobs(corpus, augmented):
+    waves, speakers = corpus
+    again = VoiceprintModel(**SMALL, augment_copies=1, n_jobs=2).fit(waves, speakers)
+    assert again.fingerprint_ == augmented.fingerprint_
+
+
+def test_copies_train_the_backend_not_the_extractor(corpus, augmented, small_model):
+    # small_model (conftest) is SMALL trained on the same clean corpus
+    np.testing.assert_array_equal(augmented.ubm_.means_, small_model.ubm_.means_)
+    np.testing.assert_array_equal(augmented.tv_.T_, small_model.tv_.T_)
+    assert augmented.training_summary_["extra_units"] > 0
+    assert "extra_units" not in small_model.training_summary_
+    assert not np.allclose(augmented.plda_.psi_, small_model.plda_.psi_)
+
+
+def test_augmented_model_saves_its_options_and_reloads(augmented, tmp_path):
+    path = augmented.save(tmp_path / "m.npz")
+    loaded = VoiceprintModel.load(path)
+    assert loaded.augment_copies == 1 and loaded.fingerprint_ == augmented.fingerprint_
+
+
+def test_clean_models_record_no_augmentation_options(small_model):
+    # so that every model trained before augmentation keeps its fingerprint
+    assert not any(k.startswith("augment") for k in small_model.saved_options())
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(augment_copies=-1), "augment_copies"),
+    (dict(augment_copies=21), "augment_copies"),
+    (dict(augment_copies=1.5), "augment_copies"),
+    (dict(augment_copies=1, augment_conditions=("noise", "snow")), "snow"),
+    (dict(augment_copies=1, augment_conditions="noise"), "augment_conditions"),
+    (dict(augment_copies=1, augment_conditions=()), "conditions"),
+])
+def test_bad_augmentation_options_fail_before_any_features(corpus, monkeypatch, kw, match):
+    def no_work(*a, **k):
+        raise AssertionError("features were extracted before the options were checked")
+
+    monkeypatch.setattr(recipe, "extract_features", no_work)
+    monkeypatch.setattr(recipe, "augmented_features", no_work)
+    waves, speakers = corpus
+    with pytest.raises(ParameterError, match=match):
+        VoiceprintModel(**SMALL, **kw).fit(waves, speakers)
+
+
+def test_extra_features_must_match_their_speakers(synthetic_corpus):
+    from vpcore.features import extract_features
+
+    f = extract_features(synthetic_corpus[0][2], FeatureOptions())
+    with pytest.raises(ParameterError, match="extra_features"):
+        VoiceprintModel(**SMALL).fit_features([f] * 4, ["a", "b", "c", "d"],
+                                              extra_features=([f, f], ["a"]))
