@@ -377,6 +377,28 @@ def model_info(model, path):
 
 # -------------------------------------------------------------------------- audio ---
 
+def path_seed(path):
+    """A 32-bit seed derived from a file path (the same file gets the same draws)."""
+    return int(hashlib.sha256(str(path).encode()).hexdigest()[:8], 16)
+
+
+def cached_array(cache_dir, key, compute):
+    """``compute()`` (an array or None) stored under a hash of the JSON ``key``.
+
+    None is stored as an empty array and read back as None, so a file with too
+    little speech is not computed again.
+    """
+    path = Path(cache_dir) / (hashlib.sha256(json.dumps(key, sort_keys=True).encode())
+                              .hexdigest()[:24] + ".npy")
+    if path.is_file():
+        a = np.load(path, allow_pickle=False)
+        return None if a.size == 0 else a
+    a = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.zeros((0, 0), np.float32) if a is None else a)
+    return a
+
+
 def write_synthetic_corpus(root, n_speakers=4, n_utterances=4, duration=(3.5, 4.5), seed=0):
     """Write a seeded synthetic corpus ``<root>/<speaker>/<utt>.wav``; returns {speaker: [rel paths]}.
 

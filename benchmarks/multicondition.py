@@ -15,8 +15,6 @@ cached under ``cache/bench/multicondition``.
 """
 
 import argparse
-import hashlib
-import json
 import sys
 from functools import partial
 from pathlib import Path
@@ -40,17 +38,6 @@ def training_list(data):
     return utts
 
 
-def _cached(cache, key, compute):
-    path = Path(cache) / (hashlib.sha256(json.dumps(key, sort_keys=True).encode())
-                          .hexdigest()[:24] + ".npy")
-    if path.is_file():
-        f = np.load(path, allow_pickle=False)
-        return None if f.size == 0 else f
-    f = compute()
-    np.save(path, np.zeros((0, 0), np.float32) if f is None else f)
-    return f
-
-
 def _features_job(options, augmenter_kw, utt, copy, pool, cache):
     """Features of one training utterance, clean (copy 0) or its augmented copy."""
     from vpcore.audio import load_file
@@ -65,14 +52,14 @@ def _features_job(options, augmenter_kw, utt, copy, pool, cache):
         if copy:
             aug = Augmenter(**augmenter_kw)
             sources = [partial(load_file, p) for s, p in pool if s != utt.speaker][:7]
-            x, _ = aug.augment(x, seed=[int(hashlib.sha256(str(utt.path).encode())
-                                            .hexdigest()[:8], 16), copy], babble_sources=sources)
+            x, _ = aug.augment(x, seed=[common.path_seed(utt.path), copy],
+                               babble_sources=sources)
         try:
             return extract_features(x, options)
         except TooLittleSpeechError:
             return None
 
-    return _cached(cache, key, compute)
+    return common.cached_array(cache, key, compute)
 
 
 def training_features(model, utts, copies, augmenter_kw, cache, n_jobs=2):
@@ -92,27 +79,16 @@ def training_features(model, utts, copies, augmenter_kw, cache, n_jobs=2):
     return out
 
 
-def units(model, feats, speakers, split_frames=300):
-    """I-vectors of the backend's units and their speakers (one-recording speakers split)."""
-    from vpcore.stats import compute_stats
+def units(model, feats, speakers):
+    """I-vectors of the backend's units and their speakers, as the training recipe makes them."""
+    from vpcore import recipe
+    from vpcore.parallel import LocalExecutor
 
-    counts = {}
-    for f, s in zip(feats, speakers):
-        if f is not None:
-            counts[s] = counts.get(s, 0) + 1
-    ivecs, spk = [], []
-    for f, s in zip(feats, speakers):
-        if f is None:
-            continue
-        parts = [f]
-        if counts[s] == 1 and split_frames:
-            n = min(4, len(f) // split_frames)
-            parts = np.array_split(f, n) if n >= 2 else [f]
-        for p in parts:
-            st = compute_stats(model.ubm_.params, p)
-            ivecs.append(model.tv_.transform_one(st.n, st.f))
-            spk.append(s)
-    return np.stack(ivecs), np.array(spk)
+    executor = LocalExecutor()
+    keep = np.array([f is not None for f in feats])
+    ivecs, spk = recipe.unit_ivectors(model, executor.scatter(recipe.make_batches(list(feats))),
+                                      model.ubm_, model.tv_, speakers, keep, executor)
+    return ivecs, np.asarray(spk)
 
 
 def main(argv=None):

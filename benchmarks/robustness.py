@@ -32,8 +32,6 @@ accepted? an impostor's third take refused?).
 """
 
 import argparse
-import hashlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -48,6 +46,10 @@ from benchmarks import accuracy, common
 THRESHOLD = 0.7
 #: The service's default enrolment consistency threshold (server/config.py).
 CONSISTENCY_THRESHOLD = 0.2
+#: Priors at which FAR/FRR at 0.7 are also reported (confidence = sigmoid(llr + logit(prior))).
+PRIORS = (0.1, 0.2, 0.3, 0.5)
+#: Consistency thresholds at which the enrolment check is also reported.
+CONSISTENCY_SWEEP = (0.02, 0.05, 0.1, 0.2, 0.3)
 PROTOCOL_SEED = 424242
 CONDITIONS = ("clean", "noise", "babble", "reverb", "telephone", "voip", "channel", "style")
 #: Bump when a condition's definition changes (part of the feature cache key).
@@ -113,7 +115,7 @@ def degrade(condition, x, seed, babble_sources=None, _cache={}):
 
 
 def _seed_of(path):
-    return [int(hashlib.sha256(str(path).encode()).hexdigest()[:8], 16)]
+    return [common.path_seed(path)]
 
 
 class Protocol:
@@ -148,21 +150,16 @@ class Protocol:
         from vpcore.errors import TooLittleSpeechError
         from vpcore.features import extract_features
 
-        key = hashlib.sha256(json.dumps([options.to_dict(), condition, str(path), PROTOCOL_SEED,
-                                         PROTOCOL_VERSION], sort_keys=True).encode())
-        cached = self.cache_dir / f"{key.hexdigest()[:24]}.npy"
-        if cached.is_file():
-            f = np.load(cached, allow_pickle=False)
-            return None if f.size == 0 else f
-        x = self.audio(path)
-        sources = self._babble_sources(path) if condition == "babble" else None
-        y = degrade(condition, x, _seed_of(path), sources)
-        try:
-            f = extract_features(y, options)
-        except TooLittleSpeechError:
-            f = np.zeros((0, 0), np.float32)
-        np.save(cached, f)
-        return None if f.size == 0 else f
+        def compute():
+            sources = self._babble_sources(path) if condition == "babble" else None
+            try:
+                return extract_features(degrade(condition, self.audio(path), _seed_of(path),
+                                                sources), options)
+            except TooLittleSpeechError:
+                return None
+
+        key = [options.to_dict(), condition, str(path), PROTOCOL_SEED, PROTOCOL_VERSION]
+        return common.cached_array(self.cache_dir, key, compute)
 
 
 def evaluate(model, protocol, conditions=CONDITIONS, progress=True):
@@ -204,10 +201,18 @@ def evaluate(model, protocol, conditions=CONDITIONS, progress=True):
         res = metrics.evaluate(llr, lab, llrs=cal)
         far, frr = metrics.far_frr(conf, lab, THRESHOLD)
         res.update(far_at_0_7=far, frr_at_0_7=frr, skipped=skipped)
+        res["at_0_7_by_prior"] = {
+            str(p): dict(zip(("far", "frr"), metrics.far_frr(cal, lab, _llr_at(THRESHOLD, p))))
+            for p in PRIORS}
         res["consistency"] = _consistency(model, protocol, enrol_takes, probes)
         res["seconds"] = round(time.perf_counter() - start, 1)
         out[condition] = res
     return out
+
+
+def _llr_at(confidence, prior):
+    """The calibrated LLR at which the posterior under ``prior`` is ``confidence``."""
+    return float(np.log(confidence / (1 - confidence)) - np.log(prior / (1 - prior)))
 
 
 def _consistency(model, protocol, enrol_takes, probes):
@@ -221,14 +226,20 @@ def _consistency(model, protocol, enrol_takes, probes):
     for i, key in enumerate(keys):
         first = enrol_takes[key][:2]
         for t in by_spk.get(key, [])[:2]:
-            genuine.append(model.consistency(first, t) >= CONSISTENCY_THRESHOLD)
+            genuine.append(model.consistency(first, t))
         other = keys[(i + 1) % len(keys)]
         for t in by_spk.get(other, [])[:2]:
-            impostor.append(model.consistency(first, t) >= CONSISTENCY_THRESHOLD)
-    return {"threshold": CONSISTENCY_THRESHOLD,
-            "genuine_refused": float(1 - np.mean(genuine)) if genuine else None,
-            "impostor_accepted": float(np.mean(impostor)) if impostor else None,
-            "n_genuine": len(genuine), "n_impostor": len(impostor)}
+            impostor.append(model.consistency(first, t))
+    genuine, impostor = np.array(genuine), np.array(impostor)
+
+    def rates(threshold):
+        return {"genuine_refused": float(np.mean(genuine < threshold)) if len(genuine) else None,
+                "impostor_accepted": (float(np.mean(impostor >= threshold))
+                                      if len(impostor) else None)}
+
+    return {"threshold": CONSISTENCY_THRESHOLD, **rates(CONSISTENCY_THRESHOLD),
+            "n_genuine": len(genuine), "n_impostor": len(impostor),
+            "by_threshold": {str(t): rates(t) for t in CONSISTENCY_SWEEP}}
 
 
 def table(results):
@@ -242,6 +253,22 @@ def table(results):
                      f"{r['act_dcf_0.01']:.3f} | {r['cllr']:.3f} | {100 * r['far_at_0_7']:.2f} % | "
                      f"{100 * r['frr_at_0_7']:.1f} % | {100 * c['genuine_refused']:.1f} % | "
                      f"{100 * c['impostor_accepted']:.1f} % |")
+    return "\n".join(lines)
+
+
+def sweep_table(results):
+    """Markdown: FAR/FRR at 0.7 under each prior, and the consistency check per threshold."""
+    lines = ["| condition | " + " | ".join(f"prior {p}: FAR / FRR" for p in PRIORS) + " | "
+             + " | ".join(f"check {t}: genuine refused / impostor accepted"
+                          for t in CONSISTENCY_SWEEP) + " |",
+             "|---" * (1 + len(PRIORS) + len(CONSISTENCY_SWEEP)) + "|"]
+    for cond, r in results.items():
+        cells = [f"{100 * r['at_0_7_by_prior'][str(p)]['far']:.2f} / "
+                 f"{100 * r['at_0_7_by_prior'][str(p)]['frr']:.1f} %" for p in PRIORS]
+        by = r["consistency"]["by_threshold"]
+        cells += [f"{100 * by[str(t)]['genuine_refused']:.1f} / "
+                  f"{100 * by[str(t)]['impostor_accepted']:.1f} %" for t in CONSISTENCY_SWEEP]
+        lines.append(f"| {cond} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -268,6 +295,7 @@ def main(argv=None):
     protocol = Protocol(data, args.cache)
     results = evaluate(model, protocol, args.conditions)
     print(table(results))
+    print(sweep_table(results))
     out = common.write_result(args.name, {
         "benchmark": "robustness", "model": common.model_info(model, path),
         "protocol": {"seed": PROTOCOL_SEED, "version": PROTOCOL_VERSION,

@@ -32,3 +32,16 @@ def test_protocol_seeds_differ_from_training_seeds():
     from vpcore.augment import Augmenter
 
     assert robustness.PROTOCOL_SEED != Augmenter().random_state
+
+
+@pytest.mark.parametrize("prior", robustness.PRIORS)
+def test_llr_at_gives_the_confidence_threshold_under_each_prior(prior):
+    from scipy.special import expit
+
+    from vpcore.calibration import LogisticCalibration
+
+    llr = robustness._llr_at(robustness.THRESHOLD, prior)
+    assert expit(llr + np.log(prior / (1 - prior))) == pytest.approx(robustness.THRESHOLD)
+    cal = LogisticCalibration.from_dict({"a": 1.0, "b": 0.0, "prior": prior})
+    # the service's confidence (identity calibration) crosses 0.7 exactly there
+    assert cal.predict_proba([llr])[0] == pytest.approx(robustness.THRESHOLD)
