@@ -61,3 +61,20 @@ def test_unreachable_scheduler_is_a_parameter_error():
 def test_bad_scheduler_value_is_a_parameter_error():
     with pytest.raises(ParameterError, match="scheduler"):
         get_executor(42)
+
+
+def test_cluster_makes_the_same_augmented_copies(cluster_client, subset):
+    pytest.importorskip("pyroomacoustics")
+    pytest.importorskip("av")
+    from vpcore import recipe
+    from vpcore.augment import Augmenter
+    from vpcore.features import FeatureOptions
+
+    waves, speakers = subset[0][:16], subset[1][:16]
+    aug = Augmenter(conditions=("noise", "babble", "mic"), n_rooms=2, random_state=4)
+    local, local_spk = recipe.augmented_features(waves, speakers, FeatureOptions(), aug, 1)
+    remote, remote_spk = recipe.augmented_features(waves, speakers, FeatureOptions(), aug, 1,
+                                                   executor=DaskExecutor(cluster_client))
+    assert remote_spk == local_spk
+    for a, b in zip(local, remote):
+        np.testing.assert_array_equal(a, b)
