@@ -3,12 +3,15 @@
 Starts from a trained development model (its front end, UBM and
 total-variability extractor), makes ``--copies`` augmented copies of every
 training utterance with :class:`vpcore.augment.Augmenter` (seed 0, babble
-from other training speakers), and retrains the backend (LDA, PLDA, cohort,
-calibration) with the copies as extra sessions of their speaker. Each
-variant is scored on the clean development protocol and on every condition
-of ``benchmarks/robustness.py``::
+from other training speakers), and retrains the backend with the copies as
+extra sessions of their speaker, in the stages each variant names
+(:data:`VARIANTS`: the LDA backend, the PLDA, or both as the recipe does; or
+as ordinary units that also join the cohort and the calibration trials).
+Each variant is scored on the clean development protocol and on every
+condition of ``benchmarks/robustness.py``::
 
     python benchmarks/multicondition.py --copies 2
+    python benchmarks/multicondition.py --variants clean copies1-backend+plda
 
 Front-end features of the clean and augmented training utterances are
 cached under ``cache/bench/multicondition``.
@@ -26,6 +29,18 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from benchmarks import common, robustness
+
+
+#: name -> (copies, which stages see them: a tuple of recipe.EXTRA_STAGES, or "units" for
+#: copies that are ordinary training units, also drawn into the cohort and calibration trials)
+VARIANTS = {
+    "clean": (0, ()),
+    "copies1-backend+plda": (1, ("backend", "plda")),  # the shipped recipe (augment_copies=1)
+    "copies2-backend+plda": (2, ("backend", "plda")),
+    "copies2-backend": (2, ("backend",)),
+    "copies2-plda": (2, ("plda",)),
+    "copies2-units": (2, "units"),
+}
 
 
 def training_list(data):
@@ -98,9 +113,11 @@ def main(argv=None):
     parser.add_argument("--copies", type=int, default=2)
     parser.add_argument("--conditions", nargs="+", default=list(robustness.CONDITIONS))
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--name", default="multicondition-dev")
     args = parser.parse_args(argv)
 
+    from vpcore import recipe
     from vpcore.model import VoiceprintModel
 
     data = common.data_root(args.data)
@@ -114,14 +131,23 @@ def main(argv=None):
     aug = [units(base, feats[c], spk) for c in range(1, args.copies + 1)]
     protocol = robustness.Protocol(data, common.CACHE_DIR / "robustness")
     results = {}
-    variants = {"clean": (clean_iv, clean_spk),
-                "clean+augmented": (np.concatenate([clean_iv] + [a[0] for a in aug]),
-                                    np.concatenate([clean_spk] + [a[1] for a in aug]))}
-    for name, (iv, s) in variants.items():
+    for name in args.variants:
+        copies, how = VARIANTS[name]
+        if copies > args.copies:
+            raise SystemExit(f"variant {name} needs --copies {copies}")
+        x_iv = np.concatenate([a[0] for a in aug[:copies]]) if copies else None
+        x_spk = np.concatenate([a[1] for a in aug[:copies]]) if copies else None
         model = VoiceprintModel.load(args.model)
-        model.fit_backend(iv, s)
+        if how == "units":  # copies as ordinary units: also cohort and calibration trials
+            model.fit_backend(np.concatenate([clean_iv, x_iv]), np.concatenate([clean_spk, x_spk]))
+        else:
+            extra = None if x_iv is None else (x_iv, x_spk)
+            backend, scorer, summary = recipe.fit_scoring(model, clean_iv, clean_spk, extra,
+                                                          extra_stages=how)
+            model.set_fitted(backend=backend, scorer=scorer, training_summary=summary)
         results[name] = robustness.evaluate(model, protocol, args.conditions, progress=False)
-        print(f"\n## {name}\n{robustness.table(results[name])}", flush=True)
+        print(f"\n## {name}\n{robustness.table(results[name])}\n"
+              f"{robustness.sweep_table(results[name])}", flush=True)
     common.write_result(args.name, {"benchmark": "multicondition",
                                     "model": common.model_info(base, args.model),
                                     "copies": args.copies, "results": results})

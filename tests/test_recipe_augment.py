@@ -114,3 +114,22 @@ def test_extra_features_must_match_their_speakers(synthetic_corpus):
     with pytest.raises(ParameterError, match="extra_features"):
         VoiceprintModel(**SMALL).fit_features([f] * 4, ["a", "b", "c", "d"],
                                               extra_features=([f, f], ["a"]))
+
+
+def test_extra_units_train_only_the_stages_named(small_model):
+    rng = np.random.default_rng(0)
+    S = small_model.tv_.T_.shape[1]
+    spk = np.repeat([f"s{i}" for i in range(12)], 5)
+    ivecs = rng.normal(size=(60, S)) + np.repeat(rng.normal(size=(12, S)) * 2, 5, axis=0)
+    extra = (ivecs[::2] + rng.normal(size=(30, S)), spk[::2])
+    clean = recipe.fit_backend_stages(small_model, ivecs, spk)
+    lda_only = recipe.fit_backend_stages(small_model, ivecs, spk, extra, ("backend",))
+    plda_only = recipe.fit_backend_stages(small_model, ivecs, spk, extra, ("plda",))
+    both = recipe.fit_backend_stages(small_model, ivecs, spk, extra)
+    X = ivecs[:5]
+    np.testing.assert_array_equal(plda_only[0].transform(X), clean[0].transform(X))
+    assert not np.allclose(lda_only[0].transform(X), clean[0].transform(X))
+    np.testing.assert_array_equal(both[0].transform(X), lda_only[0].transform(X))
+    assert not np.allclose(plda_only[1].psi_, clean[1].psi_)
+    with pytest.raises(ParameterError, match="cohort"):
+        recipe.fit_backend_stages(small_model, ivecs, spk, extra, ("plda", "cohort"))

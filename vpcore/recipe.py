@@ -347,18 +347,32 @@ def _join(ivecs, spk, extra):
     return np.concatenate([ivecs, x_ivecs]), np.concatenate([spk, np.asarray(x_spk, dtype=str)])
 
 
-def fit_backend_stages(params, ivecs, spk, extra=None):
-    """Backend and PLDA on labelled units (plus ``extra``); the cohort from ``ivecs``' units.
+#: The stages that ``extra`` units train (measured in ``benchmarks/multicondition.py``:
+#: copies in the LDA alone help degraded probes half as much, in the PLDA alone they
+#: break the calibration of a shared unseen channel).
+EXTRA_STAGES = ("backend", "plda")
+
+
+def fit_backend_stages(params, ivecs, spk, extra=None, extra_stages=EXTRA_STAGES):
+    """Backend and PLDA on labelled units (plus ``extra`` for ``extra_stages``); the cohort
+    from ``ivecs``' units.
 
     Returns ``(backend, plda, cohort (K, R))``: ``cohort_per_speaker`` seeded
     units of each speaker of ``spk``, in PLDA space.
     """
+    unknown = set(extra_stages) - set(EXTRA_STAGES)
+    if unknown:
+        raise ParameterError(f"extra_stages={list(extra_stages)!r}: {sorted(unknown)} unknown; "
+                             f"stages are {list(EXTRA_STAGES)}")
     all_ivecs, all_spk = _join(ivecs, spk, extra)
-    backend = Backend(lda_dim=params.lda_dim, wccn=params.wccn).fit(all_ivecs, all_spk)
-    X = backend.transform(all_ivecs)
-    mask = np.isin(all_spk, _speakers_with_several(all_spk))
-    plda = PLDA(n_iter=params.plda_iter).fit(X[mask], all_spk[mask])
-    Z = plda.project(X[:len(spk)])
+    stage_data = {name: (all_ivecs, all_spk) if name in extra_stages else (ivecs, spk)
+                  for name in EXTRA_STAGES}
+    backend = Backend(lda_dim=params.lda_dim, wccn=params.wccn).fit(*stage_data["backend"])
+    p_ivecs, p_spk = stage_data["plda"]
+    X = backend.transform(p_ivecs)
+    mask = np.isin(p_spk, _speakers_with_several(p_spk))
+    plda = PLDA(n_iter=params.plda_iter).fit(X[mask], p_spk[mask])
+    Z = plda.project(X[:len(spk)])  # the units of ``ivecs`` come first in either case
     rng = check_random_state(params.random_state)
     cohort_idx = []
     for s in np.unique(spk):
@@ -367,7 +381,7 @@ def fit_backend_stages(params, ivecs, spk, extra=None):
     return backend, plda, Z[np.sort(cohort_idx)]
 
 
-def cv_trials(params, ivecs, spk, extra=None):
+def cv_trials(params, ivecs, spk, extra=None, extra_stages=EXTRA_STAGES):
     """Scores and labels of trials among held-out speakers, for calibration.
 
     K-fold over the speakers with 4 or more units (``calibration_folds``):
@@ -393,7 +407,8 @@ def cv_trials(params, ivecs, spk, extra=None):
     scores, labels = [], []
     for fold in folds:
         held = np.isin(spk, fold)
-        backend, plda, cohort = fit_backend_stages(params, ivecs[~held], spk[~held], extra)
+        backend, plda, cohort = fit_backend_stages(params, ivecs[~held], spk[~held], extra,
+                                                   extra_stages)
         Z = plda.project(backend.transform(ivecs[held]))
         s_held = spk[held]
         enrol_means, probes, probe_spk = [], [], []
@@ -414,7 +429,7 @@ def fit_calibration(params, scores, labels):
     return LogisticCalibration(prior=params.calibration_prior).fit(scores, labels)
 
 
-def fit_scoring(params, ivecs, speakers, extra=None):
+def fit_scoring(params, ivecs, speakers, extra=None, extra_stages=EXTRA_STAGES):
     """Backend and the whole :class:`Scorer` (PLDA, cohort, AS-norm, calibration) on units.
 
     Returns ``(backend, scorer, summary)``; calibration is fitted on
@@ -425,8 +440,8 @@ def fit_scoring(params, ivecs, speakers, extra=None):
     if extra is not None:
         extra = (check_array("extra ivecs", extra[0], ndim=2, n_cols=ivecs.shape[1]),
                  [str(s) for s in extra[1]])
-    cal_scores, cal_labels = cv_trials(params, ivecs, spk, extra)
-    backend, plda, cohort = fit_backend_stages(params, ivecs, spk, extra)
+    cal_scores, cal_labels = cv_trials(params, ivecs, spk, extra, extra_stages)
+    backend, plda, cohort = fit_backend_stages(params, ivecs, spk, extra, extra_stages)
     calibration = fit_calibration(params, cal_scores, cal_labels)
     summary = {
         "backend_units": int(len(spk)),
