@@ -42,10 +42,11 @@ if __package__ in (None, ""):
 import numpy as np
 
 from benchmarks import accuracy, common
+from server.config import DEFAULT_CONSISTENCY_THRESHOLD
 
 THRESHOLD = 0.7
-#: The service's default enrolment consistency threshold (server/config.py).
-CONSISTENCY_THRESHOLD = 0.2
+#: The service's default enrolment consistency threshold.
+CONSISTENCY_THRESHOLD = DEFAULT_CONSISTENCY_THRESHOLD
 #: Priors at which FAR/FRR at 0.7 are also reported (confidence = sigmoid(llr + logit(prior))).
 PRIORS = (0.1, 0.2, 0.3, 0.5)
 #: Consistency thresholds at which the enrolment check is also reported.

@@ -18,6 +18,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+from . import recipe
 from .audio import load_file
 from .corpus import data_root, read_corpus, read_list
 from .errors import AudioError, ModelError, ParameterError, RepeatedTakeError, VpcoreError
@@ -209,7 +210,7 @@ def _train(args):
     if args.augment:
         _need_module("pyroomacoustics", "--augment", "augment")  # before the work
         _need_module("av", "--augment", "augment")
-        model.augmenter()  # codecs this machine lacks are named now, not after the features
+        recipe.make_augmenter(model)  # codecs this machine lacks are named now, not later
     start = time.perf_counter()
     waveforms = [partial(load_file, u.path) for u in utts]
     model.fit(waveforms, [u.speaker for u in utts], progress=not args.quiet,

@@ -21,7 +21,6 @@ from .audio import check_waveform
 from .errors import AudioConstraintError, ModelError, ParameterError
 from .features import FeatureOptions, extract_features
 from .gallery import Gallery
-from .parallel import get_executor
 from .persistence import (FORMAT_VERSION, default_model_path, fingerprint, load_stages,
                           model_arrays, save_model)
 from .speech import check_speech
@@ -60,10 +59,9 @@ class VoiceprintModel(BaseEstimator):
         Speakers with one utterance have it cut into parts of at least this many
         speech frames, so the backend sees within-speaker variation (0 disables).
     augment_copies : int
-        Augmented copies of every training utterance (:class:`vpcore.augment.Augmenter`,
-        seeded by ``random_state``) that join the backend, PLDA and calibration
-        training as extra sessions of their speaker; the UBM and i-vector
-        extractor see clean speech only. 0 (default) trains on clean speech.
+        Augmented copies of every training utterance (:mod:`vpcore.augment`, seeded
+        by ``random_state``), extra sessions of their speaker for LDA and PLDA
+        (:func:`vpcore.recipe.fit_waveforms`). 0: clean speech only.
     augment_conditions : tuple of str or None
         Conditions of the copies (None: all of ``vpcore.augment.CONDITIONS``).
     features : FeatureOptions
@@ -111,24 +109,17 @@ class VoiceprintModel(BaseEstimator):
         return self.features if self.features is not None else FeatureOptions()
 
     def saved_options(self):
-        """The hyper-parameters a model file records (all but features and n_jobs).
-
-        The augmentation options are recorded only when copies were made, so a
-        model trained on clean speech keeps the fingerprint it always had.
-        """
-        options = {name: getattr(self, name) for name in (
-            "n_components", "tv_rank", "lda_dim", "wccn", "ubm_iter", "tv_iter", "plda_iter",
-            "ubm_max_frames", "asnorm_top", "cohort_per_speaker", "calibration_prior",
-            "calibration_folds", "split_frames", "random_state")}
+        """The hyper-parameters a model file records (all but features and n_jobs; the
+        augmentation ones only when copies were made, so clean models keep their
+        fingerprints)."""
+        names = ["n_components", "tv_rank", "lda_dim", "wccn", "ubm_iter", "tv_iter",
+                 "plda_iter", "ubm_max_frames", "asnorm_top", "cohort_per_speaker",
+                 "calibration_prior", "calibration_folds", "split_frames", "random_state"]
+        options = {name: getattr(self, name) for name in names}
         if self.augment_copies:
-            options["augment_copies"] = self.augment_copies
-            options["augment_conditions"] = (None if self.augment_conditions is None
-                                             else list(self.augment_conditions))
+            options.update(augment_copies=self.augment_copies, augment_conditions=(
+                None if self.augment_conditions is None else list(self.augment_conditions)))
         return options
-
-    def augmenter(self):
-        """The :class:`~vpcore.augment.Augmenter` of the training copies (validated)."""
-        return recipe.make_augmenter(self)
 
     def _validate(self):
         """Check every hyper-parameter; runs before any expensive work."""
@@ -151,7 +142,7 @@ class VoiceprintModel(BaseEstimator):
         check_int("split_frames", self.split_frames, low=0)
         check_int("augment_copies", self.augment_copies, low=0, high=20)
         if self.augment_copies:
-            self.augmenter()  # conditions and codecs checked before any work
+            recipe.make_augmenter(self)  # conditions and codecs checked before any work
         check_int("n_jobs", self.n_jobs, low=-1)
         if self.random_state is not None:
             check_int("random_state", self.random_state, low=0)
@@ -182,32 +173,9 @@ class VoiceprintModel(BaseEstimator):
             its workers must be able to read the corpus paths. None runs locally.
         """
         self._validate()
-        if len(waveforms) != len(speakers):
-            raise ParameterError(f"waveforms ({len(waveforms)}) and speakers ({len(speakers)}) "
-                                 "must have the same length")
-        waveforms = list(waveforms)
-        if scheduler is None:
-            feats = self.extract_all(waveforms, progress=progress)
-            extra = None
-            if self.augment_copies:
-                extra = recipe.augmented_features(waveforms, speakers, self.feature_options,
-                                                  self.augmenter(), self.augment_copies,
-                                                  n_jobs=self.n_jobs, progress=progress)
-            return self.fit_features(feats, speakers, progress=progress, extra_features=extra)
-        executor = get_executor(scheduler)
-        try:
-            loaders = executor.scatter(recipe.make_batches(waveforms))
-            batches = executor.map(recipe.batch_features, loaders, self.feature_options)
-            extra = None
-            if self.augment_copies:
-                x_feats, x_spk = recipe.augmented_features(
-                    waveforms, speakers, self.feature_options, self.augmenter(),
-                    self.augment_copies, executor=executor)
-                extra = (executor.scatter(recipe.make_batches(x_feats)), x_spk)
-            return self.set_fitted(**recipe.train(self, batches, speakers, executor,
-                                                  _progress_printer(progress), extra))
-        finally:
-            executor.close()
+        waveforms = recipe.check_labelled("waveforms", waveforms, speakers)
+        return self.set_fitted(**recipe.fit_waveforms(self, waveforms, speakers, scheduler,
+                                                      progress))
 
     def fit_features(self, features, speakers, progress=False, scheduler=None,
                      extra_features=None):
@@ -215,23 +183,11 @@ class VoiceprintModel(BaseEstimator):
 
         ``extra_features``: ``(features, speakers)`` of further sessions (e.g.
         augmented copies, :func:`vpcore.recipe.augmented_features`) for the
-        backend, PLDA and calibration only.
+        backend and PLDA only.
         """
         self._validate()
-        features = _check_features("features", features, speakers)
-        executor = get_executor(scheduler)
-        try:
-            batches = executor.scatter(recipe.make_batches(features))
-            extra = None
-            if extra_features is not None:
-                x_feats = _check_features("extra_features", *extra_features)
-                extra = (executor.scatter(recipe.make_batches(x_feats)),
-                         [str(s) for s in extra_features[1]])
-            return self.set_fitted(**recipe.train(self, batches, speakers, executor,
-                                                  _progress_printer(progress), extra))
-        finally:
-            if scheduler is not None:
-                executor.close()
+        return self.set_fitted(**recipe.fit_features(self, features, speakers, scheduler,
+                                                     progress, extra_features))
 
     def fit_backend(self, ivecs, speakers, extra=None):
         """(Re)train backend, PLDA, cohort and calibration on labelled i-vectors; returns self.
@@ -383,24 +339,6 @@ class VoiceprintModel(BaseEstimator):
             raise ModelError(f"model file {str(path)!r} is corrupt: fingerprint "
                              f"{stored} != computed {model.fingerprint_}")
         return model
-
-
-def _check_features(name, features, speakers):
-    if len(features) != len(speakers):
-        raise ParameterError(f"{name} ({len(features)}) and their speakers ({len(speakers)}) "
-                             "must have the same length")
-    return [None if f is None else check_array(name, f, ndim=2, dtype=np.float32)
-            for f in features]
-
-
-def _progress_printer(progress):
-    if not progress:
-        return None
-
-    def report(stage, iteration, value):
-        print(f"  {stage:>10} iter {iteration:2d}: {value:.4f}", flush=True)
-
-    return report
 
 
 def load_model(path=None):

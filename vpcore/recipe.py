@@ -40,12 +40,14 @@ from .calibration import LogisticCalibration
 from .errors import ParameterError, TooLittleSpeechError
 from .features import extract_features as _extract
 from .ivector import TotalVariability
+from .parallel import get_executor
 from .plda import PLDA
 from .scoring import Scorer
 from .stats import compute_stats
 from .ubm import DiagonalGMM
 
 __all__ = ["extract_features", "make_batches", "batch_features", "make_augmenter", "augmented_features",
+           "check_labelled", "progress_printer", "fit_waveforms", "fit_features",
            "train", "fit_ubm", "fit_tv",
            "unit_ivectors", "fit_backend_stages", "cv_trials", "fit_calibration", "fit_scoring"]
 
@@ -227,6 +229,81 @@ def _split_frames(frames, min_frames, max_parts):
 
 
 # ---------------------------------------------------------------- the recipe ---
+def check_labelled(name, items, speakers):
+    """``items`` as a list, as long as ``speakers`` (ParameterError otherwise)."""
+    items = list(items)
+    if len(items) != len(speakers):
+        raise ParameterError(f"{name} ({len(items)}) and their speakers ({len(speakers)}) "
+                             "must have the same length")
+    return items
+
+
+def _check_features(name, features, speakers):
+    return [None if f is None else check_array(name, f, ndim=2, dtype=np.float32)
+            for f in check_labelled(name, features, speakers)]
+
+
+def progress_printer(progress):
+    """``progress(stage, iteration, value)`` printing EM objectives, or None when quiet."""
+    if not progress:
+        return None
+
+    def report(stage, iteration, value):
+        print(f"  {stage:>10} iter {iteration:2d}: {value:.4f}", flush=True)
+
+    return report
+
+
+def fit_waveforms(params, waveforms, speakers, scheduler=None, progress=False):
+    """Every stage from labelled waveforms (or loaders), augmented copies included.
+
+    Features (and the copies of ``params.augment_copies``) are made here with
+    joblib, or on the Dask cluster of ``scheduler``. Returns the stages, as
+    :meth:`VoiceprintModel.set_fitted` takes them.
+    """
+    options = params.feature_options
+    if scheduler is None:
+        feats = extract_features(waveforms, options, params.n_jobs, progress)
+        extra = None
+        if params.augment_copies:
+            extra = augmented_features(waveforms, speakers, options, make_augmenter(params),
+                                       params.augment_copies, n_jobs=params.n_jobs,
+                                       progress=progress)
+        return fit_features(params, feats, speakers, None, progress, extra)
+    executor = get_executor(scheduler)
+    try:
+        loaders = executor.scatter(make_batches(waveforms))
+        batches = executor.map(batch_features, loaders, options)
+        extra = None
+        if params.augment_copies:
+            x_feats, x_spk = augmented_features(waveforms, speakers, options,
+                                                make_augmenter(params), params.augment_copies,
+                                                executor=executor)
+            extra = (executor.scatter(make_batches(x_feats)), x_spk)
+        return train(params, batches, speakers, executor, progress_printer(progress), extra)
+    finally:
+        executor.close()
+
+
+def fit_features(params, features, speakers, scheduler=None, progress=False,
+                 extra_features=None):
+    """Every stage from precomputed features (None: no speech) and optional extra sessions
+    ``(features, speakers)`` for the backend and PLDA; returns the stages."""
+    features = _check_features("features", features, speakers)
+    executor = get_executor(scheduler)
+    try:
+        batches = executor.scatter(make_batches(features))
+        extra = None
+        if extra_features is not None:
+            x_feats = _check_features("extra_features", *extra_features)
+            extra = (executor.scatter(make_batches(x_feats)),
+                     [str(s) for s in extra_features[1]])
+        return train(params, batches, speakers, executor, progress_printer(progress), extra)
+    finally:
+        if scheduler is not None:
+            executor.close()
+
+
 def train(params, batches, speakers, executor, progress=None, extra=None):
     """Every step over batches of features held by ``executor``.
 

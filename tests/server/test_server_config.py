@@ -11,7 +11,7 @@ def test_defaults():
     assert config.host == "0.0.0.0" and config.port == 7800
     assert config.store == "./vpcore-store.sqlite3"
     assert config.model_path is None
-    assert config.consistency_threshold == DEFAULT_CONSISTENCY_THRESHOLD == 0.2
+    assert config.consistency_threshold == DEFAULT_CONSISTENCY_THRESHOLD == 0.05
     assert config.max_body == 2 * 1024 * 1024
     assert config.workers >= 1 and config.threads >= 1
 
