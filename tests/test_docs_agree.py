@@ -23,6 +23,9 @@ def test_config_table_shows_the_real_defaults():
     assert int(rows["VPCORE_THREADS"]) == defaults.threads
     assert int(rows["VPCORE_TIMEOUT"]) == defaults.timeout
     assert rows["VPCORE_STORE"] == defaults.store
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"`VPCORE_CONSISTENCY_THRESHOLD` \(([0-9.]+)\)", readme)
+    assert shown and float(shown.group(1)) == defaults.consistency_threshold
 
 
 def _extras_form_of_the_readme():
