@@ -139,6 +139,9 @@ class Store(abc.ABC):
     _rows = None
     #: key of :meth:`name_tag` (set by the backend's constructor)
     _tag_key = None
+    #: the key check the store held when this process opened it (None: not encrypted;
+    #: set by the backend's constructor, and by :meth:`rotate_key`)
+    _key_check = None
 
     @property
     def encrypted(self):
@@ -300,9 +303,10 @@ class Store(abc.ABC):
         """The backend's half of :meth:`save_take`: in one write transaction that
         serialises the writers of ``user_name``, read the user's current
         :class:`UserRecord` (or None), call ``check(current)`` (it raises to refuse:
-        the transaction then rolls back), and apply the change with the sealed
-        ``take`` and ``voiceprint``; a new user drops the tombstone ``tag``. Return the
-        new :class:`UserRecord` after COMMIT."""
+        the transaction then rolls back), call :meth:`_check_same_key` with the store's
+        key check once no rotation can commit before this transaction does, and apply the
+        change with the sealed ``take`` and ``voiceprint``; a new user drops the tombstone
+        ``tag``. Return the new :class:`UserRecord` after COMMIT."""
 
     def delete_user(self, user_name):
         """Delete the user, its takes, voiceprint and failed verifications in one
@@ -358,7 +362,9 @@ class Store(abc.ABC):
             aad = row_aad(kind, user_name)
             return new_rows.seal(aad, old.open(aad, blob))
 
-        count = self._reseal_all(reseal, new_rows.key_check())
+        check = new_rows.key_check()
+        count = self._reseal_all(reseal, check)
+        self._key_check = check
         self._rows = new_rows
         self._tag_key = new_rows.tag_key(self._tag_secret)
         self._forget_seen()
@@ -371,6 +377,17 @@ class Store(abc.ABC):
         ``reseal(f"take{k}", name, blob)``; record ``key_check`` (None: remove it);
         delete every tombstone and failed verification; bump the generation and set
         the history floor to it. Return the number of blobs re-sealed."""
+
+    def _check_same_key(self, recorded):
+        """Inside a write that seals rows: refuse it (:class:`StoreKeyError`) when the
+        store's key check ``recorded`` (bytes or None) is not the one this process opened
+        the store with. The key was then changed by ``vpcore-server rotate-key`` while
+        this process ran, and a row sealed with its old key would never open again."""
+        if recorded != self._key_check:
+            raise StoreKeyError(
+                f"the key of store {self._where} was changed (vpcore-server rotate-key) "
+                "after this process opened it: restart the service with VPCORE_STORE_KEY "
+                "set to the store's new key")
 
     # -- the rest ----------------------------------------------------------------
 

@@ -344,6 +344,7 @@ class PostgresStore(Store):
         if check is not None:
             cur.execute("INSERT INTO vpcore_meta (key, value) VALUES ('key_check', %s)",
                         (check.hex(),))
+        self._key_check = check if recorded is None else bytes.fromhex(recorded)
         if "tag_secret" not in meta:
             meta["tag_secret"] = os.urandom(16).hex()
             cur.execute("INSERT INTO vpcore_meta (key, value) VALUES ('tag_secret', %s)",
@@ -406,6 +407,9 @@ class PostgresStore(Store):
             current = self._fetch_user(cur, user_name)
             check(current)
             generation = self._bump(cur)
+            # a key rotation holds the counter's row until it commits: read after it
+            row = cur.execute("SELECT value FROM vpcore_meta WHERE key = 'key_check'").fetchone()
+            self._check_same_key(None if row is None else bytes.fromhex(row[0]))
             if current is None:  # enrolled again: no longer unregistered
                 cur.execute("DELETE FROM vpcore_removed_users WHERE name = %s", (tag,))
             cur.execute(

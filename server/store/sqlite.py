@@ -220,6 +220,7 @@ class SQLiteStore(Store):
                      ("tag_secret", os.urandom(16).hex())]
                     + ([("key_check", check)] if check is not None else []),
                 )
+                self._key_check = check
                 self._keys_from(conn)
                 return
             version = meta.get("schema_version")
@@ -241,6 +242,7 @@ class SQLiteStore(Store):
             check = settle_key(self.path, self._rows, meta.get("key_check"), bool(has_users))
             if check is not None:
                 conn.execute("INSERT INTO meta (key, value) VALUES ('key_check', ?)", (check,))
+            self._key_check = check if check is not None else meta.get("key_check")
             if version == 1:
                 # 1 -> 2: the tables and indexes came with _SCHEMA above; no deletion
                 # before now was recorded, so the history starts here
@@ -326,6 +328,8 @@ class SQLiteStore(Store):
             # BEGIN IMMEDIATE holds the write lock: no other writer until COMMIT
             current = self._fetch_user(conn, user_name)
             check(current)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
+            self._check_same_key(None if row is None else row[0])
             generation = self._bump(conn)
             conn.execute(
                 "INSERT INTO users (name, enroll_num, group_id, update_time, revision, voiceprint)"

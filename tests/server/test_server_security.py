@@ -362,6 +362,71 @@ def test_rotate_key_command_encrypts_rotates_and_decrypts(store_url, key_file, o
     store.close()
 
 
+@pytest.mark.parametrize("change", ["rotated", "encrypted", "decrypted"])
+def test_a_process_holding_the_old_key_cannot_write_after_a_rotation(
+        store_url, key_file, other_key_file, change):
+    """``rotate-key`` while a service still runs (the README says to stop it first): the
+    running process's writes are refused, instead of sealing rows with the old key that
+    would never open with the new one; its reads fail as well (StoreKeyError: 22151)."""
+    old_key, new_key = {"rotated": (key_file, other_key_file), "encrypted": (None, key_file),
+                        "decrypted": (key_file, None)}[change]
+    running = open_store(store_url, FP, rows=rows_for(old_key))
+    try:
+        enrol(running, "alice")
+        save(running, "bobby", 1)
+        rotation = open_store(store_url, None, rows=rows_for(old_key))
+        rotation.rotate_key(rows_for(new_key))
+        rotation.close()
+        before, generation = raw_rows(store_url), running.generation()
+        with pytest.raises(StoreKeyError, match="was changed .* restart the service"):
+            save(running, "bobby", 2)
+        with pytest.raises(StoreKeyError, match="was changed"):
+            save(running, "carol", 1)
+        assert raw_rows(store_url) == before and running.generation() == generation
+        with pytest.raises(StoreKeyError):
+            running.get_enrollment("alice")
+    finally:
+        running.close()
+    restarted = open_store(store_url, FP, rows=rows_for(new_key))
+    try:
+        save(restarted, "bobby", 2)  # the restarted service writes with the new key
+        assert restarted.get_enrollment("bobby")[1] == [b"bobby-take1", b"bobby-take2"]
+        assert restarted.get_voiceprint("alice")[1] == b"alice-voiceprint"
+    finally:
+        restarted.close()
+
+
+def test_the_rotating_process_itself_goes_on_writing(store_url, key_file, other_key_file):
+    store = open_store(store_url, FP, rows=rows_for(key_file))
+    try:
+        save(store, "alice", 1)
+        store.rotate_key(rows_for(other_key_file))
+        save(store, "alice", 2)
+    finally:
+        store.close()
+    store = open_store(store_url, FP, rows=rows_for(other_key_file))
+    assert store.get_enrollment("alice")[1] == [b"alice-take1", b"alice-take2"]
+    store.close()
+
+
+def test_a_service_left_running_through_a_rotation_answers_22151_and_writes_nothing(
+        make_app, voices, store_url, key_file, other_key_file, capsys):
+    """What the README's rotation looks like when the service is not stopped first."""
+    api = make_app(store=store_url, store_key=key_file)
+    api.enroll_fully("alice", voices, 0)
+    assert api.enroll("bobby", 1, voices.wav(1, 0))["status"] == "00000"
+    assert server_main(["rotate-key", "--store", store_url, "--key", key_file,
+                        "--new-key", other_key_file]) == 0
+    before = raw_rows(store_url)
+    assert api.enroll("bobby", 2, voices.wav(1, 1))["status"] == "22151"
+    assert api.enroll("carol", 1, voices.wav(2, 0))["status"] == "22151"
+    assert api.verify(voices.wav(0, 3), user_name="alice")["status"] == "22151"
+    assert raw_rows(store_url) == before
+    restarted = make_app(store=store_url, store_key=other_key_file)
+    assert restarted.verify(voices.wav(0, 3), user_name="alice")["data"]["confidence"] > 0.7
+    assert restarted.enroll("bobby", 2, voices.wav(1, 1))["status"] == "00000"
+
+
 # ------------------------------------------------------------------- erasure ---
 
 def store_files(path):
