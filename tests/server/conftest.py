@@ -16,7 +16,10 @@ database, dropped at the end of the session.
 
 Security: a module that sets ``SECURITY = ("open", "secured")`` runs every test
 that uses ``make_app`` / ``api`` also with an API token and a store key set (the
-test client then sends the token with every request); the others run open.
+test client then sends the token with every request); the others run open, or
+secured too when ``$VPCORE_TEST_SECURITY`` is ``secured`` (a whole-suite check;
+apps built without ``make_app`` and real server processes started by the tests keep
+the settings each test gives them).
 """
 
 import hashlib
@@ -282,7 +285,9 @@ def secured(tmp_path_factory):
 @pytest.fixture(scope="session")
 def security(request, secured):
     """None (``"open"``: no token, no key) or the :class:`Secured` settings of the run."""
-    mode = getattr(request, "param", "open")
+    mode = getattr(request, "param", os.environ.get("VPCORE_TEST_SECURITY", "open"))
+    if mode not in ("open", "secured"):
+        raise pytest.UsageError(f"VPCORE_TEST_SECURITY={mode!r} must be 'open' or 'secured'")
     return secured if mode == "secured" else None
 
 
