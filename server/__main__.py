@@ -21,6 +21,7 @@ from gunicorn.app.base import BaseApplication
 from . import config as config_module
 from . import keys
 from .config import Config, ConfigError
+from .security import load_tokens, redact_tokens_in_logs
 from .store import (StoreError, StoreKeyError, StoreModelMismatchError, open_store, redact_url,
                     rows_for)
 
@@ -32,10 +33,13 @@ log = logging.getLogger("server")
 def _post_fork(server, worker):
     """One BLAS thread per worker: concurrency comes from workers x threads, and the
     per-request linear algebra (a 200 x 200 Cholesky, small products) is fastest on one
-    thread; several BLAS threads per request only contend for the cores."""
+    thread; several BLAS threads per request only contend for the cores. And no API token
+    in any log line of the worker, even one a client put into a URL."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
+    if server.app.config.api_token:
+        redact_tokens_in_logs(load_tokens(server.app.config.api_token))
 
 
 class StartupError(Exception):

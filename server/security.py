@@ -16,6 +16,7 @@ the guard against guessing a user's voice by repeated 1-v-1 verifications.
 import datetime
 import hmac
 import json
+import logging
 import math
 import os
 import sys
@@ -23,7 +24,7 @@ import threading
 import time
 
 __all__ = ["PUBLIC_PATHS", "TokenCheck", "load_tokens", "AuditLog", "AUDITED_PATHS",
-           "VerifyGuard"]
+           "VerifyGuard", "RedactTokens", "redact_tokens_in_logs"]
 
 #: paths served without a token: the health probe, the API description and the console
 #: page itself (the API calls the console makes carry the token)
@@ -97,6 +98,39 @@ class TokenCheck:
         for token in self._tokens:
             matched |= hmac.compare_digest(given, token)
         return matched
+
+
+class RedactTokens(logging.Filter):
+    """A log filter that writes ``***`` for every token it was given: the service never
+    logs the ``Authorization`` header, but a client that puts a token into a URL would
+    otherwise find it in the request's log line."""
+
+    def __init__(self):
+        super().__init__()
+        self._tokens = set()
+
+    def add(self, tokens):
+        self._tokens.update(t.decode("utf-8") for t in tokens)
+
+    def filter(self, record):
+        message = record.getMessage()
+        if any(token in message for token in self._tokens):
+            for token in self._tokens:
+                message = message.replace(token, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+#: the one filter of this process (a handler holds it once, however many apps it serves)
+_REDACT = RedactTokens()
+
+
+def redact_tokens_in_logs(tokens, loggers=("", "gunicorn.error", "gunicorn.access")):
+    """Hide ``tokens`` in every line the handlers of ``loggers`` (root: ``""``) write."""
+    _REDACT.add(tokens)
+    for name in loggers:
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(_REDACT)
 
 
 class AuditLog:

@@ -710,6 +710,27 @@ def test_no_secret_ever_appears_in_a_log_line(make_app, voices, store_url, key_f
         assert secret not in text, secret[:6]
 
 
+def test_the_log_filter_hides_the_tokens_wherever_they_are_in_a_line():
+    import io
+
+    from server.security import redact_tokens_in_logs
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("vpcore-test-redaction")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        redact_tokens_in_logs([TOKEN.encode()], loggers=("vpcore-test-redaction",))
+        redact_tokens_in_logs([TOKEN.encode()], loggers=("vpcore-test-redaction",))
+        assert len(handler.filters) == 1  # installed once
+        logger.warning("GET /%s 404 task_id=%s", TOKEN, "t1")
+        logger.warning(f"no endpoint at /x{TOKEN}y")
+    finally:
+        logger.removeHandler(handler)
+    assert stream.getvalue() == "GET /*** 404 task_id=t1\nno endpoint at /x***y\n"
+
+
 def test_plain_rows_refuse_an_encrypted_blob():
     sealed = RowCipher(b"\x01" * 32).seal(b"x", b"data")
     with pytest.raises(StoreKeyError):
@@ -770,6 +791,8 @@ def test_no_secret_in_any_output_of_a_real_service_and_the_key_commands(
     assert requests.post(server.url + "/enroll", data=b"{not json", headers=good,
                          timeout=30).json()["status"] == "22123"
     assert requests.get(server.url + "/nowhere", headers=good, timeout=30).status_code == 404
+    for path in (f"/{token}", f"/getUsers/{second}?x={token}"):  # a token in a URL
+        assert requests.get(server.url + path, headers=good, timeout=30).status_code == 404
     assert post("/unregister", {"user_name": "alice"},
                 headers={"Authorization": f"Bearer {second}"})["status"] == "00000"
     assert post("/enroll", enroll_body("bobby", 1, voices.wav(1, 0)))["status"] == "00000"
