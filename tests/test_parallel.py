@@ -78,3 +78,15 @@ def test_cluster_makes_the_same_augmented_copies(cluster_client, subset):
     assert remote_spk == local_spk
     for a, b in zip(local, remote):
         np.testing.assert_array_equal(a, b)
+
+
+def test_cluster_training_with_copies_equals_local_training(cluster_client, subset):
+    pytest.importorskip("pyroomacoustics")
+    pytest.importorskip("av")
+    waves, speakers = subset
+    options = dict(OPTIONS, augment_copies=1, augment_conditions=("noise", "mic"))
+    local = VoiceprintModel(**options).fit(waves, speakers)
+    remote = VoiceprintModel(**options).fit(waves, speakers, scheduler=cluster_client)
+    assert remote.training_summary_["extra_units"] == local.training_summary_["extra_units"] > 0
+    np.testing.assert_allclose(remote.plda_.between_, local.plda_.between_, rtol=1e-3,
+                               atol=1e-6)

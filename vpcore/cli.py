@@ -18,7 +18,6 @@ import time
 from functools import partial
 from pathlib import Path
 
-from . import recipe
 from .audio import load_file
 from .corpus import data_root, read_corpus, read_list
 from .errors import AudioError, ModelError, ParameterError, RepeatedTakeError, VpcoreError
@@ -184,6 +183,9 @@ def _train(args):
     from .model import VoiceprintModel
 
     _check_output("--out", args.out)
+    if args.augment:  # codecs and conditions are checked by the model before any work
+        _need_module("pyroomacoustics", "--augment", "augment")
+        _need_module("av", "--augment", "augment")
     exclude = set()
     for f in args.exclude_speakers or ():
         exclude.update(read_list(f))
@@ -207,10 +209,6 @@ def _train(args):
         asnorm_top=asnorm_top, calibration_prior=args.prior, features=FeatureOptions(vad=vad),
         augment_copies=args.augment, augment_conditions=args.augment_conditions,
         n_jobs=args.jobs, random_state=args.seed)
-    if args.augment:
-        _need_module("pyroomacoustics", "--augment", "augment")  # before the work
-        _need_module("av", "--augment", "augment")
-        recipe.make_augmenter(model)  # codecs this machine lacks are named now, not later
     start = time.perf_counter()
     waveforms = [partial(load_file, u.path) for u in utts]
     model.fit(waveforms, [u.speaker for u in utts], progress=not args.quiet,

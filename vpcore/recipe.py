@@ -46,10 +46,10 @@ from .scoring import Scorer
 from .stats import compute_stats
 from .ubm import DiagonalGMM
 
-__all__ = ["extract_features", "make_batches", "batch_features", "make_augmenter", "augmented_features",
-           "check_labelled", "progress_printer", "fit_waveforms", "fit_features",
-           "train", "fit_ubm", "fit_tv",
-           "unit_ivectors", "fit_backend_stages", "cv_trials", "fit_calibration", "fit_scoring"]
+__all__ = ["extract_features", "make_batches", "batch_features", "make_augmenter",
+           "augmented_features", "check_labelled", "progress_printer", "fit_waveforms",
+           "fit_features", "train", "fit_ubm", "fit_tv", "unit_ivectors", "fit_backend_stages",
+           "cv_trials", "fit_calibration", "fit_scoring"]
 
 #: Utterances per map-reduce batch.
 BATCH = 64
@@ -105,17 +105,30 @@ def make_augmenter(params):
     return Augmenter(conditions=tuple(conditions), random_state=seed)
 
 
-def _augmented_batch(batch, options, augmenter, copy):
-    """A batch of ``(waveform or loader, babble sources)`` -> features of their copy ``copy``."""
+def _augmented_batch(batch, options, augmenter):
+    """A batch of ``(waveform or loader, babble sources, seed)`` -> features of the copies."""
     start, items = batch
     feats = []
-    for offset, (samples, sources) in enumerate(items):
-        def degraded(samples=samples, sources=sources, index=start + offset):
+    for samples, sources, seed in items:
+        def degraded(samples=samples, sources=sources, seed=seed):
             x = samples() if callable(samples) else samples
-            y, _ = augmenter.augment(x, seed=[copy, index], babble_sources=sources)
-            return y
+            return augmenter.augment(x, seed=seed, babble_sources=sources)[0]
         feats.append(_features_or_none(degraded, options))
     return start, feats
+
+
+def _augmentation_batches(waveforms, speakers, augmenter, copies):
+    """Batches of what :func:`_augmented_batch` needs for every copy, and their speakers."""
+    spk = np.asarray([str(s) for s in speakers])
+    rng = np.random.default_rng([int(augmenter.random_state), 7])
+    sources = []
+    for i in range(len(waveforms)):
+        others = np.flatnonzero(spk != spk[i])
+        pick = rng.choice(others, size=min(BABBLE_POOL, len(others)), replace=False)
+        sources.append([waveforms[j] for j in np.sort(pick)])
+    items = [(waveforms[i], sources[i], [copy, i])
+             for copy in range(1, copies + 1) for i in range(len(waveforms))]
+    return make_batches(items), [str(s) for s in spk] * copies
 
 
 def augmented_features(waveforms, speakers, options, augmenter, copies, n_jobs=1,
@@ -148,30 +161,18 @@ def augmented_features(waveforms, speakers, options, augmenter, copies, n_jobs=1
     speakers : list of str
         The speaker of each.
     """
-    waveforms = list(waveforms)
-    spk = np.asarray([str(s) for s in speakers])
-    augmenter.prepare()
-    rng = np.random.default_rng([int(augmenter.random_state), 7])
-    items = []
-    for i in range(len(waveforms)):
-        others = np.flatnonzero(spk != spk[i])
-        pick = rng.choice(others, size=min(BABBLE_POOL, len(others)), replace=False)
-        items.append((waveforms[i], [waveforms[j] for j in np.sort(pick)]))
-    features = []
-    for copy in range(1, copies + 1):
-        batches = make_batches(items)
-        if executor is not None:
-            done = executor.gather(executor.map(_augmented_batch, executor.scatter(batches),
-                                                options, augmenter, copy))
-        else:
-            if progress:
-                from tqdm.auto import tqdm
-                batches = tqdm(batches, desc=f"augmented copy {copy}", unit="batch")
-            done = Parallel(n_jobs=n_jobs)(delayed(_augmented_batch)(b, options, augmenter, copy)
-                                           for b in batches)
-        for _, feats in sorted(done, key=lambda b: b[0]):
-            features.extend(feats)
-    return features, [str(s) for s in spk] * copies
+    batches, x_speakers = _augmentation_batches(list(waveforms), speakers,
+                                                augmenter.prepare(), copies)
+    if executor is not None:
+        done = executor.gather(executor.map(_augmented_batch, executor.scatter(batches),
+                                            options, augmenter))
+    else:
+        if progress:
+            from tqdm.auto import tqdm
+            batches = tqdm(batches, desc="augmented copies", unit="batch")
+        done = Parallel(n_jobs=n_jobs)(delayed(_augmented_batch)(b, options, augmenter)
+                                       for b in batches)
+    return [f for _, feats in sorted(done, key=lambda b: b[0]) for f in feats], x_speakers
 
 
 def _batch_lengths(batch):
@@ -275,11 +276,12 @@ def fit_waveforms(params, waveforms, speakers, scheduler=None, progress=False):
         loaders = executor.scatter(make_batches(waveforms))
         batches = executor.map(batch_features, loaders, options)
         extra = None
-        if params.augment_copies:
-            x_feats, x_spk = augmented_features(waveforms, speakers, options,
-                                                make_augmenter(params), params.augment_copies,
-                                                executor=executor)
-            extra = (executor.scatter(make_batches(x_feats)), x_spk)
+        if params.augment_copies:  # the copies' features stay on the workers
+            augmenter = make_augmenter(params).prepare()
+            x_batches, x_spk = _augmentation_batches(waveforms, speakers, augmenter,
+                                                     params.augment_copies)
+            extra = (executor.map(_augmented_batch, executor.scatter(x_batches), options,
+                                  augmenter), x_spk)
         return train(params, batches, speakers, executor, progress_printer(progress), extra)
     finally:
         executor.close()
