@@ -61,20 +61,13 @@ def probe_quality(protocol, condition, path, cache_dir):
 
 def trials(model, protocol, condition, cache_dir):
     """``(scores, quality (M, 3), labels)`` of a condition's scorable trials."""
-    opts = model.feature_options_
-    enrol_cond = "channel" if condition == "channel" else "clean"
-    vps = {}
-    for key, paths in protocol.enrol.items():
-        feats = [protocol.features(opts, enrol_cond, p) for p in paths]
-        takes = [model.take_from_features(f) for f in feats if f is not None]
-        if takes:
-            vps[key] = model.enroll(takes)
+    vps, _ = robustness.enrolments(model, protocol, condition)
     probes = {}
     for test in protocol.tests:
-        f = protocol.features(opts, condition, test)
-        if f is not None:
+        t = robustness.take(model, protocol, condition, test)
+        if t is not None:
             q = probe_quality(protocol, condition, test, cache_dir)
-            probes[test] = (model.take_from_features(f), [*q, np.log(len(f))])
+            probes[test] = (t, [*q, np.log(t.n_frames)])
     s, q, y = [], [], []
     for label, key, test in protocol.trials:
         if key in vps and test in probes:

@@ -163,30 +163,38 @@ class Protocol:
         return common.cached_array(self.cache_dir, key, compute)
 
 
+def take(model, protocol, condition, path):
+    """The model's take of ``path`` in ``condition`` (None: too little speech)."""
+    f = protocol.features(model.feature_options_, condition, path)
+    return None if f is None else model.take_from_features(f)
+
+
+def enrolments(model, protocol, condition):
+    """``({key: Voiceprint}, {key: [Take]})``: clean three-take enrolments (in the channel
+    for ``channel``); keys without a usable take get no voiceprint."""
+    enrol_cond = "channel" if condition == "channel" else "clean"
+    vps, enrol_takes = {}, {}
+    for key, paths in protocol.enrol.items():
+        takes = [t for t in (take(model, protocol, enrol_cond, p) for p in paths)
+                 if t is not None]
+        enrol_takes[key] = takes
+        if takes:
+            vps[key] = model.enroll(takes)
+    return vps, enrol_takes
+
+
 def evaluate(model, protocol, conditions=CONDITIONS, progress=True):
     """Metrics per condition for ``model`` -> {condition: dict}."""
     from tqdm.auto import tqdm
 
     from vpcore import metrics
 
-    opts = model.feature_options_
     out = {}
     for condition in conditions:
         start = time.perf_counter()
-        enrol_cond = "channel" if condition == "channel" else "clean"
-
-        def take(cond, path):
-            f = protocol.features(opts, cond, path)
-            return None if f is None else model.take_from_features(f)
-
-        vps, enrol_takes = {}, {}
-        for key, paths in protocol.enrol.items():
-            takes = [t for t in (take(enrol_cond, p) for p in paths) if t is not None]
-            enrol_takes[key] = takes
-            if takes:
-                vps[key] = model.enroll(takes)
-        probes = {p: take(condition, p) for p in tqdm(protocol.tests, desc=condition,
-                                                      disable=not progress)}
+        vps, enrol_takes = enrolments(model, protocol, condition)
+        probes = {p: take(model, protocol, condition, p)
+                  for p in tqdm(protocol.tests, desc=condition, disable=not progress)}
         llr, conf, lab = [], [], []
         skipped = 0
         for label, key, test in protocol.trials:
