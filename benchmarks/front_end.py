@@ -46,7 +46,10 @@ def main(argv=None):
     from vpcore.model import VoiceprintModel
 
     settings = dict(args.set)
-    options = replace(FeatureOptions(), **settings)
+    try:
+        options = replace(FeatureOptions(), **settings)
+    except TypeError:
+        parser.error(f"--set: {sorted(settings)} are not all FeatureOptions fields")
     options.validate()
     data = common.data_root(args.data)
     utts = multicondition.training_list(data)

@@ -58,7 +58,7 @@ DEFAULT_STORE = "./vpcore-store.sqlite3"
 #: another, clean or in another condition; docs/robustness.md): at 0.05, 2.5 % of
 #: clean genuine third takes are refused (0.2: 5.0 %), 6.2 % in a reverberant room
 #: (15.0 %), 8.8 % of the speaking-style proxy (21.2 %) and 26.2 % over a telephone
-#: line (46.2 %), while another speaker's take passes 10-20 % of the time (0.2:
+#: line (46.2 %), while another speaker's take passes 2.5-20 % of the time (0.2:
 #: 1-11 %). A refused genuine take costs the user a restart; a wrong take 3 only
 #: spoils an enrolment its owner could not complete anyway, so the default leans
 #: towards accepting. The confidence is the model's (prior 0.1): 0.05 refuses a

@@ -133,3 +133,16 @@ def test_extra_units_train_only_the_stages_named(small_model):
     assert not np.allclose(plda_only[1].psi_, clean[1].psi_)
     with pytest.raises(ParameterError, match="cohort"):
         recipe.fit_backend_stages(small_model, ivecs, spk, extra, ("plda", "cohort"))
+
+
+@pytest.mark.parametrize("copies", [0, -1, 1.5])
+def test_augmented_features_needs_at_least_one_copy(corpus, copies):
+    waves, speakers = corpus
+    with pytest.raises(ParameterError, match="copies"):
+        recipe.augmented_features(waves[:4], speakers[:4], FeatureOptions(), Augmenter(), copies)
+
+
+def test_augmented_features_needs_a_speaker_per_waveform(corpus):
+    waves, speakers = corpus
+    with pytest.raises(ParameterError, match="waveforms"):
+        recipe.augmented_features(waves[:4], speakers[:3], FeatureOptions(), Augmenter(), 1)

@@ -34,7 +34,7 @@ from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from ._provenance import code_key
-from ._validation import check_array, check_random_state
+from ._validation import check_array, check_int, check_random_state
 from .backend import Backend
 from .calibration import LogisticCalibration
 from .errors import ParameterError, TooLittleSpeechError
@@ -161,8 +161,10 @@ def augmented_features(waveforms, speakers, options, augmenter, copies, n_jobs=1
     speakers : list of str
         The speaker of each.
     """
-    batches, x_speakers = _augmentation_batches(list(waveforms), speakers,
-                                                augmenter.prepare(), copies)
+    check_int("copies", copies, low=1)
+    waveforms = check_labelled("waveforms", waveforms, speakers)
+    batches, x_speakers = _augmentation_batches(waveforms, speakers, augmenter.prepare(),
+                                                copies)
     if executor is not None:
         done = executor.gather(executor.map(_augmented_batch, executor.scatter(batches),
                                             options, augmenter))
