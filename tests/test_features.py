@@ -254,6 +254,9 @@ def test_bad_waveforms_are_rejected_by_the_front_end(bad):
     ("cmn", "global"),
     ("cmn", None),
     ("cmn_window", 0),
+    ("noise_subtraction", -0.5),
+    ("noise_subtraction", 9.0),
+    ("noise_subtraction", float("nan")),
 ])
 def test_invalid_feature_options_raise_parameter_error_naming_the_field(field, value):
     with pytest.raises(ParameterError, match=field):
@@ -286,7 +289,8 @@ def test_extract_features_rejects_invalid_options(field, value):
     FeatureOptions(vad=None),
     FeatureOptions(n_mfcc=13, deltas=1, cmn="none", cvn=True, fmax=8000.0,
                    vad=VadOptions(energy_threshold=4.0, context=2, min_speech_frames=10)),
-], ids=["default", "no-vad", "custom"])
+    FeatureOptions(cmn="warp", noise_subtraction=1.5),
+], ids=["default", "no-vad", "custom", "warp-subtraction"])
 def test_options_dict_round_trip_through_json(options):
     d = json.loads(json.dumps(options.to_dict()))
     assert FeatureOptions.from_dict(d) == options
@@ -337,3 +341,115 @@ def test_fast_deltas_equal_librosa_delta(seed, width, order, n_frames):
 def test_sliding_cmn_refuses_bad_input_naming_the_parameter(feats, window, match):
     with pytest.raises(ParameterError, match=match):
         sliding_cmn(feats, window)
+
+
+# ---------------------------------------------------------------------------
+# feature warping and noise subtraction
+
+
+def test_options_added_later_are_saved_only_when_not_default():
+    # headers (and cache keys) of models trained before the field existed stay the same
+    assert "noise_subtraction" not in FeatureOptions().to_dict()
+    assert FeatureOptions(noise_subtraction=2.0).to_dict()["noise_subtraction"] == 2.0
+    assert FeatureOptions.from_dict(FeatureOptions().to_dict()).noise_subtraction == 0.0
+
+
+def _warp_reference(feats, window):
+    """Feature warping written frame by frame from its definition."""
+    from scipy.special import ndtri
+
+    T = len(feats)
+    w = min(window, T)
+    out = np.empty(feats.shape)
+    for t in range(T):
+        start = min(max(t - window // 2, 0), T - w)
+        pool = feats[start:start + w]
+        out[t] = ndtri(((pool < feats[t]).sum(axis=0) + 0.5 * (pool == feats[t]).sum(axis=0)) / w)
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 400), st.integers(1, 320), st.integers(0, 2**31 - 1), st.booleans())
+def test_warp_equals_its_frame_by_frame_definition(n_frames, window, seed, ties):
+    from vpcore.features import warp
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_frames, 3)).astype(np.float32)
+    if ties:  # repeated values, signed zeros and huge magnitudes
+        x[::3, 0] = 0.25
+        x[::2, 1] = -0.0
+        x[1::4, 1] = 0.0
+        x[:, 2] *= np.float32(1e30)
+    out = warp(x, window)
+    assert out.dtype == np.float32 and out.shape == x.shape
+    np.testing.assert_allclose(out, _warp_reference(x, window), atol=1e-6)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_warp_is_invariant_to_any_increasing_map_of_a_dimension(seed):
+    # the point of warping: a channel that bends a feature monotonically leaves no trace
+    from vpcore.features import warp
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(500, 2)).astype(np.float32)
+    bent = np.stack([np.exp(x[:, 0]) * 3.0 - 7.0, x[:, 1] ** 3 + 0.5 * x[:, 1]], axis=1)
+    np.testing.assert_array_equal(warp(bent.astype(np.float32), 300), warp(x, 300))
+
+
+def test_warped_features_are_standard_normal_per_dimension():
+    feats = extract_features(utterance(3, seconds=6.0), FeatureOptions(cmn="warp"))
+    np.testing.assert_allclose(feats.mean(axis=0), 0.0, atol=0.1)
+    np.testing.assert_allclose(feats.std(axis=0), 1.0, atol=0.1)
+
+
+def test_warp_refuses_bad_input_naming_the_parameter():
+    from vpcore.features import warp
+
+    with pytest.raises(ParameterError, match="window"):
+        warp(np.zeros((5, 2), np.float32), 0)
+    with pytest.raises(ParameterError, match="feats"):
+        warp(np.zeros(5, np.float32), 3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(0.0, 8.0), st.integers(0, 2**31 - 1))
+def test_noise_subtraction_only_lowers_power_and_never_below_the_floor(factor, seed):
+    from vpcore.features import subtract_noise
+
+    power = np.random.default_rng(seed).exponential(size=(200, 8)).astype(np.float32)
+    out = subtract_noise(power, factor)
+    assert out.dtype == np.float32
+    assert np.all(out <= power) and np.all(out >= np.float32(0.1) * power)
+
+
+def test_noise_subtraction_removes_a_stationary_floor_from_the_louder_frames():
+    from vpcore.features import subtract_noise
+
+    rng = np.random.default_rng(0)
+    noise = np.full(8, 2.0, np.float32)
+    speech = np.where(rng.random((300, 1)) < 0.5, 0.0, 50.0).astype(np.float32) * np.ones(8)
+    out = subtract_noise(speech + noise, 1.0)
+    loud = speech[:, 0] > 0
+    np.testing.assert_allclose(out[loud], speech[loud], rtol=1e-5)  # the floor is gone
+    np.testing.assert_allclose(out[~loud], 0.1 * np.broadcast_to(noise, out[~loud].shape),
+                               rtol=1e-5)  # the pauses are kept at the floor
+    np.testing.assert_array_equal(subtract_noise(speech + noise, 0.0), speech + noise)
+
+
+def test_noise_subtraction_changes_the_features_only_when_asked():
+    x = utterance(4)
+    assert extract_features(x, FeatureOptions(noise_subtraction=0.0)).tobytes() == \
+        extract_features(x).tobytes()
+    assert not np.allclose(extract_features(x, FeatureOptions(noise_subtraction=2.0)),
+                           extract_features(x))
+
+
+@pytest.mark.parametrize("kw, match", [(dict(factor=-1.0), "factor"), (dict(quantile=0.0), "quantile"),
+                                       (dict(floor=1.5), "floor")])
+def test_noise_subtraction_refuses_bad_parameters_naming_them(kw, match):
+    from vpcore.features import subtract_noise
+
+    kw = {"factor": 1.0, **kw}
+    with pytest.raises(ParameterError, match=match):
+        subtract_noise(np.ones((10, 4), np.float32), **kw)

@@ -17,13 +17,15 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage
 import scipy.signal
+import scipy.special
 
 from ._validation import check_array, check_float, check_int
 from .audio import SAMPLE_RATE, check_waveform
 from .errors import ParameterError, TooLittleSpeechError
 from .vad import VadOptions, energy_vad, waveform_log_energy
 
-__all__ = ["FeatureOptions", "mfcc", "deltas", "sliding_cmn", "extract_features"]
+__all__ = ["FeatureOptions", "mfcc", "deltas", "sliding_cmn", "warp", "subtract_noise",
+           "extract_features"]
 
 
 @dataclass(frozen=True)
@@ -46,19 +48,28 @@ class FeatureOptions:
         0, 1 (deltas) or 2 (deltas and double deltas).
     delta_width : int
         Frames in the delta regression window (odd, >= 3).
-    cmn : {"sliding", "utterance", "none"}
+    cmn : {"sliding", "utterance", "warp", "none"}
         Mean normalisation. ``"sliding"`` (default) subtracts the mean of a
         centred window of ``cmn_window`` frames of the whole recording, before
         VAD selection (Kaldi's ``apply-cmvn-sliding --center=true``, as in its
         i-vector recipes); ``"utterance"`` subtracts the mean of the
         utterance's speech frames (the earlier default: a saved model keeps
-        the choice it was trained with).
+        the choice it was trained with); ``"warp"`` is feature warping
+        (:func:`warp`) over a centred window of ``cmn_window`` speech frames.
     cmn_window : int
-        Window of the sliding mean normalisation, in frames (300 = 3 s).
+        Window of the sliding mean normalisation or of the warping, in frames
+        (300 = 3 s).
     cvn : bool
         Also normalise the variance.
+    noise_subtraction : float
+        Over-subtraction factor of the mel-domain noise suppression
+        (:func:`subtract_noise`); 0 (default) turns it off.
     vad : VadOptions or None
         None keeps every frame.
+
+    Fields added after the first model format (``noise_subtraction``) are
+    written by :meth:`to_dict` only when they differ from their default, so
+    the headers of models trained without them stay as they were.
     """
 
     sample_rate: int = SAMPLE_RATE
@@ -75,6 +86,7 @@ class FeatureOptions:
     cmn: str = "sliding"
     cmn_window: int = 300
     cvn: bool = False
+    noise_subtraction: float = 0.0
     vad: VadOptions = field(default_factory=VadOptions)
 
     @property
@@ -97,15 +109,19 @@ class FeatureOptions:
         check_int("delta_width", self.delta_width, low=3, high=15)
         if self.delta_width % 2 == 0:
             raise ParameterError(f"delta_width={self.delta_width} must be odd")
-        if self.cmn not in ("utterance", "sliding", "none"):
-            raise ParameterError(f"cmn={self.cmn!r} must be 'utterance', 'sliding' or 'none'")
+        if self.cmn not in _CMN:
+            raise ParameterError(f"cmn={self.cmn!r} must be one of {', '.join(map(repr, _CMN))}")
         check_int("cmn_window", self.cmn_window, low=1)
+        check_float("noise_subtraction", self.noise_subtraction, low=0.0, high=_MAX_OVERSUBTRACTION)
         if self.vad is not None:
             self.vad.validate()
         return self
 
     def to_dict(self):
         d = asdict(self)
+        for name, default in _LATER_FIELDS.items():
+            if d[name] == default:
+                del d[name]
         d["vad"] = None if self.vad is None else self.vad.to_dict()
         return d
 
@@ -117,6 +133,13 @@ class FeatureOptions:
             return cls(vad=None if vad is None else VadOptions(**vad), **d).validate()
         except TypeError as exc:
             raise ParameterError(f"feature options {d!r} are not valid: {exc}") from None
+
+
+_CMN = ("sliding", "utterance", "warp", "none")
+_MAX_OVERSUBTRACTION = 8.0
+#: fields saved only when not at their default (see FeatureOptions)
+_LATER_FIELDS = {"noise_subtraction": 0.0}
+_WARP_BLOCK = 32  # rows ranked together in warp()
 
 
 @lru_cache(maxsize=8)
@@ -202,6 +225,8 @@ def mfcc(samples, options=FeatureOptions()):
     basis = _mel_basis(options.sample_rate, options.n_fft, options.n_mels, options.fmin,
                        options.fmax)
     logmel = power @ basis
+    if options.noise_subtraction:
+        logmel = subtract_noise(logmel, options.noise_subtraction)
     np.maximum(logmel, 1e-10, out=logmel)
     np.log(logmel, out=logmel)
     return logmel @ _dct_matrix(options.n_mels, options.n_mfcc), log_energy
@@ -261,6 +286,104 @@ def sliding_cmn(feats, window):
     return _sliding_cmn_rows(feats, window)
 
 
+def warp(feats, window):
+    """Feature warping: map each value to the standard-normal quantile of its rank.
+
+    Each frame's value in each dimension is ranked among the values of a
+    centred window of ``window`` frames (shifted to stay inside the
+    recording, as :func:`sliding_cmn`), and replaced by
+    ``ndtri((rank + 1/2) / n)`` for the ``n = min(window, T)`` frames of the
+    window. The result has the same short-term distribution, N(0, 1), in every
+    dimension whatever the channel or the noise did to the original one
+    (Pelecanos and Sridharan, "Feature warping for robust speaker
+    verification", Odyssey 2001). Ties count half.
+
+    Parameters
+    ----------
+    feats : ndarray of shape (T, D)
+    window : int
+
+    Returns
+    -------
+    ndarray of shape (T, D), float32
+    """
+    feats = check_array("feats", feats, ndim=2, dtype=np.float32, min_rows=1)
+    window = check_int("window", window, low=1)
+    T = len(feats)
+    w = min(window, T)
+    start = np.clip(np.arange(T) - window // 2, 0, T - w)
+    ranks = np.empty(feats.shape, dtype=np.float64)
+    for a in range(0, T, _WARP_BLOCK):
+        b = min(a + _WARP_BLOCK, T)
+        u0, k = start[a], start[b - 1] - start[a]  # the block's windows span U = [u0, u0 + w + k)
+        union = feats[u0:u0 + w + k]
+        # rank among U (ties half) ...
+        rank = _ranks_among(feats[a:b], union)
+        if k:
+            # ... less what U holds outside each row's window: left U[:s], right U[w + s:]
+            x = feats[a:b, None, :]
+            s = (start[a:b] - u0)[:, None, None]
+            j = np.arange(k)[None, :, None]
+            for fringe, outside in ((union[:k], j < s), (union[w:], j >= s)):
+                less = (fringe[None] < x) + 0.5 * (fringe[None] == x)
+                rank -= (less * outside).sum(axis=1)
+        ranks[a:b] = rank
+    return scipy.special.ndtri(ranks / w).astype(np.float32)
+
+
+def _order_keys(values):
+    """uint64 keys that sort like the float32 ``values`` (the sign-flip of their bits)."""
+    bits = (values + np.float32(0.0)).view(np.uint32)  # -0.0 becomes +0.0
+    return np.where(bits >> 31, ~bits, bits | np.uint32(1 << 31)).astype(np.uint64)
+
+
+def _ranks_among(rows, pool):
+    """Per column, the number of ``pool`` values below each of ``rows``' plus half the equal ones.
+
+    One sort of the pool per column; the columns' sorted keys, tagged with their
+    column number in the high bits, form one sorted array that a single
+    ``searchsorted`` answers for every row and column at once.
+    """
+    n, D = pool.shape
+    tag = np.arange(D, dtype=np.uint64)[:, None] << np.uint64(32)
+    keys = (_order_keys(np.sort(pool.T, axis=1)) | tag).ravel()
+    queries = (_order_keys(np.ascontiguousarray(rows.T)) | tag).ravel()
+    below = np.searchsorted(keys, queries, side="left").reshape(D, len(rows))
+    upto = np.searchsorted(keys, queries, side="right").reshape(D, len(rows))
+    return ((below + upto) / 2.0 - n * np.arange(D)[:, None]).T
+
+
+def subtract_noise(mel_power, factor, quantile=0.1, floor=0.1):
+    """Mel-band power with a stationary noise estimate subtracted.
+
+    The noise power of each band is the mean of its lowest ``quantile`` of
+    frames (the pauses between words, when there are any); ``factor`` times
+    that is subtracted from every frame, and no value is cut below ``floor``
+    times its original power (power spectral subtraction in the mel domain,
+    Boll 1979, with over-subtraction and a spectral floor as in Berouti et
+    al. 1979).
+
+    Parameters
+    ----------
+    mel_power : ndarray of shape (T, n_mels)
+    factor : float
+        Over-subtraction, >= 0.
+    quantile, floor : float in (0, 1]
+
+    Returns
+    -------
+    ndarray of shape (T, n_mels), float32
+    """
+    mel_power = check_array("mel_power", mel_power, ndim=2, dtype=np.float32, min_rows=1)
+    check_float("factor", factor, low=0.0, high=_MAX_OVERSUBTRACTION)
+    check_float("quantile", quantile, low=0.0, high=1.0, low_inclusive=False)
+    check_float("floor", floor, low=0.0, high=1.0)
+    k = max(1, int(np.ceil(quantile * len(mel_power))))
+    lowest = np.partition(mel_power, k - 1, axis=0)[:k]
+    noise = lowest.mean(axis=0, dtype=np.float64).astype(np.float32)
+    return np.maximum(mel_power - factor * noise, floor * mel_power)
+
+
 def _deltas_into(ceps, width, order, out):
     """:func:`deltas` written into ``out`` (T, n_mfcc), a float32 view."""
     half = width // 2
@@ -316,6 +439,8 @@ def extract_features(samples, options=FeatureOptions()):
         feats = _sliding_cmn_rows(feats, options.cmn_window, speech)
     elif speech is not None:
         feats = feats[speech]
+    if options.cmn == "warp":
+        feats = warp(feats, options.cmn_window)
     if options.cmn == "utterance":
         feats = feats - feats.mean(axis=0)
     if options.cvn:
