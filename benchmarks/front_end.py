@@ -6,6 +6,10 @@ scores every condition of ``benchmarks/robustness.py``::
 
     python benchmarks/front_end.py --set cvn=true
     python benchmarks/front_end.py --set fmin=100 --set fmax=7000
+    python benchmarks/front_end.py --set 'vad={"noise_floor_margin": 1.0}'
+
+(``vad`` takes a JSON object of :class:`vpcore.vad.VadOptions` fields that
+differ from the defaults.)
 
 Each run takes about as long as a training of the recipe plus the features
 of the protocol in the new front end (cached under ``cache/bench/robustness``).
@@ -45,9 +49,14 @@ def main(argv=None):
     from vpcore.features import FeatureOptions
     from vpcore.model import VoiceprintModel
 
+    from vpcore.vad import VadOptions
+
     settings = dict(args.set)
+    fields = dict(settings)
     try:
-        options = replace(FeatureOptions(), **settings)
+        if isinstance(fields.get("vad"), dict):
+            fields["vad"] = VadOptions(**fields["vad"])
+        options = replace(FeatureOptions(), **fields)
     except TypeError:
         parser.error(f"--set: {sorted(settings)} are not all FeatureOptions fields")
     options.validate()
@@ -56,6 +65,7 @@ def main(argv=None):
     model = VoiceprintModel(features=options, augment_copies=1, n_jobs=args.jobs, random_state=0)
     model.fit([partial(load_file, u.path) for u in utts], [u.speaker for u in utts])
     label = "-".join(f"{k}{v}" for k, v in settings.items()).lower()
+    label = "".join(c for c in label if c.isalnum() or c in "-_.")
     path = common.CACHE_DIR / f"dev_model_front_end_{label}.npz"
     model.save(path)
     results = robustness.evaluate(model, robustness.Protocol(data, common.CACHE_DIR / "robustness"),

@@ -239,6 +239,10 @@ def test_threshold_rises_with_the_mean_energy():
     ("proportion", -0.5),
     ("min_speech_frames", 0),
     ("min_speech_frames", True),
+    ("noise_floor_margin", -1.0),
+    ("noise_floor_margin", float("inf")),
+    ("noise_floor_quantile", 0.0),
+    ("noise_floor_quantile", 1.0),
 ])
 def test_invalid_vad_options_name_the_field(field, value):
     with pytest.raises(ParameterError, match=field):
@@ -254,3 +258,61 @@ def test_vad_options_to_dict_round_trip():
     opts = VadOptions(energy_threshold=4.0, context=3, proportion=0.5, min_speech_frames=50)
     assert VadOptions(**opts.to_dict()) == opts
     assert opts.validate() is opts
+
+
+# ---------------------------------------------------------------------------
+# the noise-floor rule
+
+
+def _in_noise(snr_db, seed=0, seconds=4.0):
+    """Tone bursts (1 s on, 1 s off) in white noise at ``snr_db`` (of the bursts' power)."""
+    rng = np.random.default_rng(seed)
+    x = tone(seconds, amp=0.3)
+    on = (np.arange(len(x)) // SR) % 2 == 0
+    x = x * on
+    noise = rng.normal(size=len(x)).astype(np.float32)
+    noise *= np.sqrt(np.mean(x[on] ** 2) / 10 ** (snr_db / 10)) / noise.std()
+    return (x + noise).astype(np.float32), on
+
+
+def test_in_steady_noise_kaldis_rule_keeps_the_pauses_and_the_noise_floor_rule_drops_them():
+    x, on = _in_noise(10.0)
+    _, le = mfcc(x)
+    centre = np.arange(len(le)) * HOP + WIN // 2
+    speech_frames, pause_frames = on[centre], ~on[centre]
+    plain = energy_vad(le, VadOptions(min_speech_frames=1))
+    floor = energy_vad(le, VadOptions(min_speech_frames=1, noise_floor_margin=1.0))
+    assert plain[pause_frames].mean() > 0.9  # the noise lifts every frame over the threshold
+    assert floor[pause_frames].mean() < 0.05
+    assert floor[speech_frames].mean() > 0.9
+
+
+def test_the_noise_floor_rule_changes_nothing_in_a_quiet_recording():
+    x = synthesize(SyntheticSpeaker.from_seed(3), 4.0, random_state=3)
+    _, le = mfcc(x)
+    np.testing.assert_array_equal(energy_vad(le, VadOptions(noise_floor_margin=1.0)),
+                                  energy_vad(le))
+
+
+@settings(max_examples=40, deadline=None)
+@given(hnp.arrays(np.float64, st.integers(20, 300), elements=st.floats(0.0, 30.0)),
+       st.floats(0.0, 5.0))
+def test_the_noise_floor_rule_only_removes_frames(le, margin):
+    opts = VadOptions(min_speech_frames=1, context=0, proportion=1.0)
+    try:
+        base = energy_vad(le, opts)
+    except TooLittleSpeechError:
+        return
+    try:
+        with_floor = energy_vad(le, VadOptions(min_speech_frames=1, context=0, proportion=1.0,
+                                               noise_floor_margin=margin))
+    except TooLittleSpeechError:
+        return
+    assert not np.any(with_floor & ~base)
+
+
+def test_vad_options_added_later_are_saved_only_when_set():
+    assert set(VadOptions().to_dict()) == {"energy_threshold", "energy_mean_scale", "context",
+                                           "proportion", "min_speech_frames"}
+    opts = VadOptions(noise_floor_margin=1.5, noise_floor_quantile=0.2)
+    assert VadOptions(**opts.to_dict()) == opts

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 
 from ._validation import check_float, check_int
-from .errors import TooLittleSpeechError
+from .errors import ParameterError, TooLittleSpeechError
 
 __all__ = ["VadOptions", "frame_log_energy", "waveform_log_energy", "energy_vad"]
 
@@ -39,6 +39,19 @@ class VadOptions:
         Fraction of the votes that must be above threshold.
     min_speech_frames : int
         Fewer speech frames than this is "too little speech".
+    noise_floor_margin : float or None
+        When set, a frame must also exceed the recording's noise floor (the
+        ``noise_floor_quantile`` of its frame log-energies) by this many nats
+        (1.0 = 4.3 dB). In a quiet recording the floor lies far below the
+        energy threshold and changes nothing; in steady noise, which lifts
+        every frame over that threshold, it keeps the frames where speech
+        stands out of the noise. None (default) is Kaldi's rule alone.
+    noise_floor_quantile : float
+        The quantile, in (0, 1), taken as the noise floor.
+
+    Fields added after the first model format (the two above) are written by
+    :meth:`to_dict` only when they differ from their default, so the headers
+    of models trained without them stay as they were.
     """
 
     energy_threshold: float = 5.5
@@ -46,6 +59,8 @@ class VadOptions:
     context: int = 5
     proportion: float = 0.6
     min_speech_frames: int = 100
+    noise_floor_margin: float = None
+    noise_floor_quantile: float = 0.1
 
     def validate(self):
         check_float("energy_threshold", self.energy_threshold)
@@ -53,10 +68,24 @@ class VadOptions:
         check_int("context", self.context, low=0, high=100)
         check_float("proportion", self.proportion, low=0.0, high=1.0)
         check_int("min_speech_frames", self.min_speech_frames, low=1)
+        if self.noise_floor_margin is not None:
+            check_float("noise_floor_margin", self.noise_floor_margin, low=0.0, high=10.0)
+        check_float("noise_floor_quantile", self.noise_floor_quantile, low=0.0, high=1.0,
+                    low_inclusive=False)
+        if self.noise_floor_quantile >= 1.0:
+            raise ParameterError(f"noise_floor_quantile={self.noise_floor_quantile} must be < 1")
         return self
 
     def to_dict(self):
-        return asdict(self)
+        d = asdict(self)
+        for name, default in _LATER_FIELDS.items():
+            if d[name] == default:
+                del d[name]
+        return d
+
+
+#: fields saved only when not at their default (see VadOptions)
+_LATER_FIELDS = {"noise_floor_margin": None, "noise_floor_quantile": 0.1}
 
 
 def frame_log_energy(frames):
@@ -127,6 +156,9 @@ def energy_vad(log_energy, options=VadOptions()):
     """
     log_energy = np.asarray(log_energy, dtype=np.float64)
     threshold = options.energy_threshold + options.energy_mean_scale * log_energy.mean()
+    if options.noise_floor_margin is not None:
+        floor = np.quantile(log_energy, options.noise_floor_quantile)
+        threshold = max(threshold, floor + options.noise_floor_margin)
     above = (log_energy > threshold).astype(np.float64)
     width = 2 * options.context + 1
     votes = uniform_filter1d(above, size=width, mode="constant", cval=0.0)
