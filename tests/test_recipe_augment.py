@@ -146,3 +146,54 @@ def test_augmented_features_needs_a_speaker_per_waveform(corpus):
     waves, speakers = corpus
     with pytest.raises(ParameterError, match="waveforms"):
         recipe.augmented_features(waves[:4], speakers[:3], FeatureOptions(), Augmenter(), 1)
+
+
+def _units(small_model, n_speakers=12, per_speaker=5, seed=0):
+    """Clean units, one noisy copy of each, and the utterance each comes from."""
+    rng = np.random.default_rng(seed)
+    S = small_model.tv_.T_.shape[1]
+    spk = np.repeat([f"s{i}" for i in range(n_speakers)], per_speaker)
+    ivecs = rng.normal(size=(len(spk), S)) + np.repeat(rng.normal(size=(n_speakers, S)) * 2,
+                                                       per_speaker, axis=0)
+    extra = (ivecs + rng.normal(size=ivecs.shape), spk)
+    origin = np.arange(len(spk))
+    return ivecs, spk, extra, (origin, origin.copy())
+
+
+def test_calibration_trials_probe_with_the_copies_but_not_those_of_the_enrolment(small_model):
+    ivecs, spk, extra, origins = _units(small_model)
+    scores0, labels0 = recipe.cv_trials(small_model, ivecs, spk)
+    scores1, labels1 = recipe.cv_trials(small_model, ivecs, spk, extra, origins=origins)
+    scores2, labels2 = recipe.cv_trials(small_model, ivecs, spk, extra)
+    folds = small_model.calibration_folds
+    # per speaker: 2 clean probes; with copies 2 more (not the 3 copies of the enrolment units)
+    # or 5 more without origins; each probe meets the fold's 3 enrolments
+    n = 12 // folds
+    assert (labels0.sum(), len(labels0)) == (12 * 2, 12 * 2 * n)
+    assert (labels1.sum(), len(labels1)) == (12 * 4, 12 * 4 * n)
+    assert (labels2.sum(), len(labels2)) == (12 * 7, 12 * 7 * n)
+    assert np.all(np.isfinite(scores1))
+
+
+def test_a_held_out_speakers_copies_never_train_its_fold(small_model, monkeypatch):
+    ivecs, spk, extra, origins = _units(small_model)
+    seen = []
+    real = recipe.fit_backend_stages
+
+    def recording(params, iv, s, x=None, stages=recipe.EXTRA_STAGES):
+        seen.append((set(s), set(x[1]) if x is not None else set()))
+        return real(params, iv, s, x, stages)
+
+    monkeypatch.setattr(recipe, "fit_backend_stages", recording)
+    recipe.cv_trials(small_model, ivecs, spk, extra, origins=origins)
+    assert len(seen) == small_model.calibration_folds
+    for clean_speakers, copy_speakers in seen:
+        assert copy_speakers == clean_speakers  # the fold's held-out speakers in neither
+
+
+def test_origins_must_match_the_units(small_model):
+    ivecs, spk, extra, (origin, x_origin) = _units(small_model)
+    with pytest.raises(ParameterError, match="origins"):
+        recipe.fit_scoring(small_model, ivecs, spk, extra, origins=(origin[:-1], x_origin))
+    with pytest.raises(ParameterError, match="origins"):
+        recipe.fit_scoring(small_model, ivecs, spk, None, origins=(origin, x_origin))

@@ -325,7 +325,10 @@ def train(params, batches, speakers, executor, progress=None, extra=None):
     extra : (batches, speakers) or None
         Features of further sessions (e.g. :func:`augmented_features`), batched
         like ``batches``: after the UBM and total-variability model (trained on
-        ``batches`` only) they become extra units of :func:`fit_scoring`.
+        ``batches`` only) they become extra units of :func:`fit_scoring`. When
+        they are copies laid out as :func:`augmented_features` returns them
+        (copy 1 of every utterance, then copy 2, ...), the calibration trials
+        know which clean unit each copies.
 
     Returns
     -------
@@ -349,16 +352,21 @@ def train(params, batches, speakers, executor, progress=None, extra=None):
     tv = fit_tv(params, batches, ubm, executor, progress)
     seconds["total_variability"] = time.perf_counter() - start
     start = time.perf_counter()
-    ivecs, unit_spk = unit_ivectors(params, batches, ubm, tv, speakers, keep, executor)
-    extra_units = None
+    ivecs, unit_spk, origin = unit_ivectors(params, batches, ubm, tv, speakers, keep, executor,
+                                            with_origin=True)
+    extra_units, origins = None, None
     if extra is not None:
         x_batches, x_speakers = extra
         x_keep = np.concatenate(executor.gather(executor.map(_batch_lengths, x_batches))) > 0
         if x_keep.any():
-            extra_units = unit_ivectors(params, x_batches, ubm, tv, x_speakers, x_keep, executor)
+            *extra_units, x_origin = unit_ivectors(params, x_batches, ubm, tv, x_speakers,
+                                                   x_keep, executor, with_origin=True)
+            if len(x_speakers) % len(speakers) == 0:  # copies laid out as augmented_features does
+                origins = (origin, x_origin % len(speakers))
     seconds["ivectors"] = time.perf_counter() - start
     start = time.perf_counter()
-    backend, scorer, summary = fit_scoring(params, ivecs, unit_spk, extra_units)
+    backend, scorer, summary = fit_scoring(params, ivecs, unit_spk, extra_units,
+                                           origins=origins)
     seconds["backend"] = time.perf_counter() - start
     summary = {
         "utterances": int(keep.sum()), "speakers": len(set(kept_speakers)),
@@ -392,8 +400,9 @@ def fit_tv(params, batches, ubm, executor, progress=None):
                          tv.offset_)
 
 
-def unit_ivectors(params, batches, ubm, tv, speakers, keep, executor):
-    """I-vectors (U, S) and speakers (U,) of the backend's units.
+def unit_ivectors(params, batches, ubm, tv, speakers, keep, executor, with_origin=False):
+    """I-vectors (U, S) and speakers (U,) of the backend's units (and, ``with_origin``, the
+    index (U,) of the utterance each unit comes from).
 
     The units are the utterances with speech; a speaker with one such
     utterance has it cut into parts of at least ``split_frames`` frames, so the
@@ -408,11 +417,14 @@ def unit_ivectors(params, batches, ubm, tv, speakers, keep, executor):
     split_frames = params.split_frames if params.split_frames else 0
     units = executor.gather(executor.map(_batch_unit_ivectors, batches, ubm.params, tv, split,
                                          split_frames))
-    ivecs, unit_spk = [], []
+    ivecs, unit_spk, origin = [], [], []
     for batch_units in units:
         for index, vectors in batch_units:
             ivecs.extend(vectors)
             unit_spk.extend([str(speakers[index])] * len(vectors))
+            origin.extend([index] * len(vectors))
+    if with_origin:
+        return np.stack(ivecs), unit_spk, np.asarray(origin)
     return np.stack(ivecs), unit_spk
 
 
@@ -462,14 +474,20 @@ def fit_backend_stages(params, ivecs, spk, extra=None, extra_stages=EXTRA_STAGES
     return backend, plda, Z[np.sort(cohort_idx)]
 
 
-def cv_trials(params, ivecs, spk, extra=None, extra_stages=EXTRA_STAGES):
+def cv_trials(params, ivecs, spk, extra=None, extra_stages=EXTRA_STAGES, origins=None):
     """Scores and labels of trials among held-out speakers, for calibration.
 
     K-fold over the speakers with 4 or more units (``calibration_folds``):
     each fold's backend, PLDA and cohort are trained without it, and each
     held-out speaker is enrolled with 3 seeded units and probed with the rest
     against every enrolment of the fold, through the same :class:`Scorer` as
-    the service. ``extra`` units join every fold's training.
+    the service. ``extra`` units of the other speakers join the fold's
+    training; those of the held-out speakers are probes too, so the
+    calibration also learns clean enrolments against degraded probes (the
+    service's case when a caller's line or room changes). ``origins``, a pair
+    of arrays giving for each unit of ``ivecs`` and of ``extra`` the
+    utterance it comes from, keeps the copies of a speaker's enrolment units
+    out of its probes (without it, every copy is a probe).
 
     Returns
     -------
@@ -485,19 +503,36 @@ def cv_trials(params, ivecs, spk, extra=None, extra_stages=EXTRA_STAGES):
             f"calibration_folds={params.calibration_folds} needs at least "
             f"{2 * params.calibration_folds}")
     folds = np.array_split(rng.permutation(multi), params.calibration_folds)
+    if extra is not None:
+        x_ivecs, x_spk = extra[0], np.asarray(extra[1], dtype=str)
+    origin, x_origin = origins if origins is not None else (None, None)
     scores, labels = [], []
     for fold in folds:
         held = np.isin(spk, fold)
-        backend, plda, cohort = fit_backend_stages(params, ivecs[~held], spk[~held], extra,
+        fold_extra, x_held = None, None
+        if extra is not None:
+            x_held = np.isin(x_spk, fold)
+            fold_extra = (x_ivecs[~x_held], x_spk[~x_held])
+        backend, plda, cohort = fit_backend_stages(params, ivecs[~held], spk[~held], fold_extra,
                                                    extra_stages)
         Z = plda.project(backend.transform(ivecs[held]))
         s_held = spk[held]
+        if extra is not None:
+            Zx = plda.project(backend.transform(x_ivecs[x_held]))
+            sx_held = x_spk[x_held]
         enrol_means, probes, probe_spk = [], [], []
         for s in fold:
             idx = rng.permutation(np.flatnonzero(s_held == s))
             enrol_means.append(Z[idx[:3]].mean(axis=0))
             probes.append(Z[idx[3:]])
             probe_spk += [s] * (len(idx) - 3)
+            if extra is not None:
+                copies = sx_held == s
+                if origins is not None:  # not the copies of the enrolment's own units
+                    enrolled = origin[np.flatnonzero(held)[idx[:3]]]
+                    copies &= ~np.isin(x_origin[x_held], enrolled)
+                probes.append(Zx[copies])
+                probe_spk += [s] * int(copies.sum())
         scorer = Scorer(plda, cohort, params.asnorm_top)
         rows = scorer.prepare(scorer.enrol(np.stack(enrol_means), 3, np.float64), np.float64)
         scores.append(scorer.scores(rows, np.concatenate(probes)).ravel())
@@ -510,18 +545,25 @@ def fit_calibration(params, scores, labels):
     return LogisticCalibration(prior=params.calibration_prior).fit(scores, labels)
 
 
-def fit_scoring(params, ivecs, speakers, extra=None, extra_stages=EXTRA_STAGES):
+def fit_scoring(params, ivecs, speakers, extra=None, extra_stages=EXTRA_STAGES, origins=None):
     """Backend and the whole :class:`Scorer` (PLDA, cohort, AS-norm, calibration) on units.
 
     Returns ``(backend, scorer, summary)``; calibration is fitted on
-    cross-validated scores first, then the backend and PLDA on everything.
+    cross-validated scores first (:func:`cv_trials`, which also takes
+    ``origins``), then the backend and PLDA on everything.
     """
     ivecs = check_array("ivecs", ivecs, ndim=2)
     spk = np.asarray([str(s) for s in speakers])
     if extra is not None:
         extra = (check_array("extra ivecs", extra[0], ndim=2, n_cols=ivecs.shape[1]),
                  [str(s) for s in extra[1]])
-    cal_scores, cal_labels = cv_trials(params, ivecs, spk, extra, extra_stages)
+    if origins is not None:
+        origins = tuple(np.asarray(o, dtype=np.int64) for o in origins)
+        if extra is None or [len(o) for o in origins] != [len(spk), len(extra[1])]:
+            raise ParameterError(
+                f"origins of lengths {[len(o) for o in origins]} must give the utterance of "
+                f"each of the {len(spk)} units and each extra unit")
+    cal_scores, cal_labels = cv_trials(params, ivecs, spk, extra, extra_stages, origins)
     backend, plda, cohort = fit_backend_stages(params, ivecs, spk, extra, extra_stages)
     calibration = fit_calibration(params, cal_scores, cal_labels)
     summary = {
