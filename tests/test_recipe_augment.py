@@ -197,3 +197,13 @@ def test_origins_must_match_the_units(small_model):
         recipe.fit_scoring(small_model, ivecs, spk, extra, origins=(origin[:-1], x_origin))
     with pytest.raises(ParameterError, match="origins"):
         recipe.fit_scoring(small_model, ivecs, spk, None, origins=(origin, x_origin))
+
+
+def test_training_with_copies_calibrates_on_degraded_probes_too(augmented, corpus):
+    waves, speakers = corpus
+    clean = VoiceprintModel(**SMALL).fit(waves, speakers)
+    with_copies = augmented.training_summary_["calibration_trials"]
+    without = clean.training_summary_["calibration_trials"]
+    # each held-out speaker's copies (less those of its 3 enrolment units) are probes as well
+    assert with_copies["target"] > without["target"]
+    assert with_copies["target"] <= 2 * without["target"]  # not the enrolment units' copies
