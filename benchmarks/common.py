@@ -24,7 +24,7 @@ RESULTS_DIR = ROOT / "benchmarks" / "results"
 CACHE_DIR = ROOT / "cache" / "bench"
 #: The development model: the shipped recipe (one augmented copy per utterance) without
 #: the development speakers.
-DEV_MODEL = CACHE_DIR / "dev_model_augment1.npz"
+DEV_MODEL = CACHE_DIR / "dev_model_augment1_mc.npz"
 
 #: The development protocol of the shared corpora (paths relative to the data root).
 DEV_TRIALS = "trials/speechocean762-dev.trials"

@@ -55,11 +55,11 @@ DEFAULT_STORE = "./vpcore-store.sqlite3"
 #: Default of ``VPCORE_CONSISTENCY_THRESHOLD``, chosen by measurement on the
 #: robustness development protocol (benchmarks/robustness.py, development model of
 #: the shipped recipe; two clean takes, then a third from the same speaker or from
-#: another, clean or in another condition; docs/robustness.md): at 0.05, 2.5 % of
-#: clean genuine third takes are refused (0.2: 5.0 %), 6.2 % in a reverberant room
-#: (15.0 %), 8.8 % of the speaking-style proxy (21.2 %) and 26.2 % over a telephone
-#: line (46.2 %), while another speaker's take passes 2.5-20 % of the time (0.2:
-#: 1-11 %). A refused genuine take costs the user a restart; a wrong take 3 only
+#: another, clean or in another condition; docs/robustness.md): at 0.05, none of
+#: the clean genuine third takes are refused (0.2: 3.8 %), 2.5 % in a reverberant
+#: room (11.2 %), 6.2 % of the speaking-style proxy (10.0 %) and 17.5 % over a
+#: telephone line (33.8 %), while another speaker's take passes 7.5-29 % of the time
+#: (0.2: 2.5-17.5 %). A refused genuine take costs the user a restart; a wrong take 3 only
 #: spoils an enrolment its owner could not complete anyway, so the default leans
 #: towards accepting. The confidence is the model's (prior 0.1): 0.05 refuses a
 #: take whose evidence is about 2:1 against the same speaker.
