@@ -286,14 +286,21 @@ def sliding_cmn(feats, window):
     return _sliding_cmn_rows(feats, window)
 
 
+def _centred_windows(n_frames, window):
+    """``(w, start)``: each frame's window of ``w = min(window, n_frames)`` frames starts at
+    ``start[t]``, centred on ``t`` and shifted to stay inside the recording."""
+    w = min(window, n_frames)
+    return w, np.clip(np.arange(n_frames) - window // 2, 0, n_frames - w)
+
+
 def warp(feats, window):
     """Feature warping: map each value to the standard-normal quantile of its rank.
 
     Each frame's value in each dimension is ranked among the values of a
     centred window of ``window`` frames (shifted to stay inside the
     recording, as :func:`sliding_cmn`), and replaced by
-    ``ndtri((rank + 1/2) / n)`` for the ``n = min(window, T)`` frames of the
-    window. The result has the same short-term distribution, N(0, 1), in every
+    ``ndtri((below + 1/2) / n)``, ``below`` being the number of the window's
+    ``n = min(window, T)`` values under it. The result has the same short-term distribution, N(0, 1), in every
     dimension whatever the channel or the noise did to the original one
     (Pelecanos and Sridharan, "Feature warping for robust speaker
     verification", Odyssey 2001). Ties count half.
@@ -310,8 +317,7 @@ def warp(feats, window):
     feats = check_array("feats", feats, ndim=2, dtype=np.float32, min_rows=1)
     window = check_int("window", window, low=1)
     T = len(feats)
-    w = min(window, T)
-    start = np.clip(np.arange(T) - window // 2, 0, T - w)
+    w, start = _centred_windows(T, window)
     ranks = np.empty(feats.shape, dtype=np.float64)
     for a in range(0, T, _WARP_BLOCK):
         b = min(a + _WARP_BLOCK, T)
@@ -396,8 +402,7 @@ def _deltas_into(ceps, width, order, out):
 def _sliding_cmn_rows(feats, window, rows=None):
     """``sliding_cmn(feats, window)[rows]`` (rows: a boolean mask or None for all)."""
     T = len(feats)
-    w = min(window, T)
-    start = np.clip(np.arange(T) - window // 2, 0, T - w)
+    w, start = _centred_windows(T, window)
     csum = np.zeros((T + 1, feats.shape[1]))
     np.cumsum(feats, axis=0, dtype=np.float64, out=csum[1:])
     if rows is not None:
