@@ -294,3 +294,44 @@ def test_enrolment_consistency_script_records_its_environment(tiny_corpus, small
     assert doc["benchmark"] == "enrolment_consistency" and path.name == "consistency-tiny.json"
     assert doc["genuine_checks"] == 8 and doc["impostor_checks"] == 12
     assert all(0.0 <= r["genuine_refused"] <= 1.0 for r in doc["rates"])
+
+
+def test_low_rank_precision_is_exact_at_full_rank_and_glembeks_at_rank_zero(small_model):
+    import numpy as np
+
+    from benchmarks.precision_approx import LowRankPrecision, transform_with
+
+    tv, weights = small_model.tv_, small_model.ubm_.params[0]
+    C = tv.n_components_
+    rng = np.random.default_rng(0)
+    n = rng.gamma(2.0, 10.0, C)
+    exact = n.astype(np.float32) @ tv._tt_packed
+    scale = np.abs(exact).max()
+    full = LowRankPrecision(tv, weights, C)
+    assert full.energy == pytest.approx(1.0)
+    np.testing.assert_allclose(full.packed(n), exact, rtol=0, atol=1e-4 * scale)
+    zero = LowRankPrecision(tv, weights, 0)
+    np.testing.assert_allclose(zero.packed(n), n.sum() * (weights @ tv._tt_packed),
+                               rtol=0, atol=1e-5 * scale)
+    # at full rank the i-vector is the exact one; no take falls back
+    f = rng.standard_normal((C, tv.n_features_))
+    fallbacks = [0]
+    w = transform_with(tv, full.packed, tv.transform_one, fallbacks)(n, f)
+    np.testing.assert_allclose(w, tv.transform_one(n, f), rtol=1e-3, atol=1e-4)
+    assert fallbacks == [0]
+
+
+def test_low_rank_precision_falls_back_to_the_exact_ivector_when_indefinite(small_model):
+    import numpy as np
+
+    from benchmarks.precision_approx import transform_with
+
+    tv = small_model.tv_
+    C, D = tv.n_components_, tv.n_features_
+    P = tv._tt_packed.shape[1]
+    fallbacks = [0]
+    n, f = np.full(C, 5.0), np.ones((C, D))
+    indefinite = lambda n: np.full(P, -1.0, dtype=np.float32)  # noqa: E731
+    w = transform_with(tv, indefinite, tv.transform_one, fallbacks)(n, f)
+    np.testing.assert_array_equal(w, tv.transform_one(n, f))
+    assert fallbacks == [1]
