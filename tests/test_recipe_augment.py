@@ -207,3 +207,18 @@ def test_training_with_copies_calibrates_on_degraded_probes_too(augmented, corpu
     # each held-out speaker's copies (less those of its 3 enrolment units) are probes as well
     assert with_copies["target"] > without["target"]
     assert with_copies["target"] <= 2 * without["target"]  # not the enrolment units' copies
+
+
+def test_extra_features_copy_of_must_index_the_training_utterances(synthetic_corpus):
+    feats = [extract_features_of(c[2]) for c in synthetic_corpus[:8]]
+    spk = [c[0] for c in synthetic_corpus[:8]]
+    model = VoiceprintModel(**SMALL)
+    for bad in ([0] * 7, [0, 1, 2, 3, 4, 5, 6, 8], [0.5] * 8):
+        with pytest.raises(ParameterError, match="copy_of"):
+            recipe.fit_features(model, feats, spk, extra_features=(feats, spk, bad))
+
+
+def extract_features_of(x):
+    from vpcore.features import extract_features
+
+    return extract_features(x, FeatureOptions())

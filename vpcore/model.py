@@ -183,7 +183,9 @@ class VoiceprintModel(BaseEstimator):
 
         ``extra_features``: ``(features, speakers)`` of further sessions (e.g.
         augmented copies, :func:`vpcore.recipe.augmented_features`) for the
-        backend and PLDA only.
+        backend and PLDA only, optionally with a third item ``copy_of``: the
+        index in ``features`` of the utterance each session copies (see
+        :func:`vpcore.recipe.fit_features`).
         """
         self._validate()
         return self.set_fitted(**recipe.fit_features(self, features, speakers, scheduler,

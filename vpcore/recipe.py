@@ -265,13 +265,15 @@ def fit_waveforms(params, waveforms, speakers, scheduler=None, progress=False):
     :meth:`VoiceprintModel.set_fitted` takes them.
     """
     options = params.feature_options
+    # copy c of utterance i comes after copy c - 1 of every utterance (augmented_features)
+    copy_of = np.tile(np.arange(len(waveforms)), params.augment_copies)
     if scheduler is None:
         feats = extract_features(waveforms, options, params.n_jobs, progress)
         extra = None
         if params.augment_copies:
-            extra = augmented_features(waveforms, speakers, options, make_augmenter(params),
-                                       params.augment_copies, n_jobs=params.n_jobs,
-                                       progress=progress)
+            extra = (*augmented_features(waveforms, speakers, options, make_augmenter(params),
+                                         params.augment_copies, n_jobs=params.n_jobs,
+                                         progress=progress), copy_of)
         return fit_features(params, feats, speakers, None, progress, extra)
     executor = get_executor(scheduler)
     try:
@@ -283,7 +285,7 @@ def fit_waveforms(params, waveforms, speakers, scheduler=None, progress=False):
             x_batches, x_spk = _augmentation_batches(waveforms, speakers, augmenter,
                                                      params.augment_copies)
             extra = (executor.map(_augmented_batch, executor.scatter(x_batches), options,
-                                  augmenter), x_spk)
+                                  augmenter), x_spk, copy_of)
         return train(params, batches, speakers, executor, progress_printer(progress), extra)
     finally:
         executor.close()
@@ -292,16 +294,27 @@ def fit_waveforms(params, waveforms, speakers, scheduler=None, progress=False):
 def fit_features(params, features, speakers, scheduler=None, progress=False,
                  extra_features=None):
     """Every stage from precomputed features (None: no speech) and optional extra sessions
-    ``(features, speakers)`` for the backend and PLDA; returns the stages."""
+    ``(features, speakers[, copy_of])`` for the backend and PLDA; returns the stages.
+
+    ``copy_of``, when the extra sessions are copies of the training utterances, gives
+    the index in ``features`` of the utterance each copies (see :func:`cv_trials`)."""
     features = _check_features("features", features, speakers)
     executor = get_executor(scheduler)
     try:
         batches = executor.scatter(make_batches(features))
         extra = None
         if extra_features is not None:
-            x_feats = _check_features("extra_features", *extra_features)
+            x_feats = _check_features("extra_features", *extra_features[:2])
+            copy_of = extra_features[2] if len(extra_features) > 2 else None
+            if copy_of is not None:
+                copy_of = np.asarray(copy_of)
+                if (copy_of.shape != (len(x_feats),) or copy_of.dtype.kind not in "iu"
+                        or not np.all((copy_of >= 0) & (copy_of < len(features)))):
+                    raise ParameterError(
+                        f"extra_features copy_of must give, for each of the {len(x_feats)} "
+                        f"extra sessions, the index of one of the {len(features)} utterances")
             extra = (executor.scatter(make_batches(x_feats)),
-                     [str(s) for s in extra_features[1]])
+                     [str(s) for s in extra_features[1]], copy_of)
         return train(params, batches, speakers, executor, progress_printer(progress), extra)
     finally:
         if scheduler is not None:
@@ -322,13 +335,13 @@ def train(params, batches, speakers, executor, progress=None, extra=None):
     executor : LocalExecutor or DaskExecutor
     progress : callable or None
         ``progress(stage, iteration, value)`` for the EM objectives.
-    extra : (batches, speakers) or None
+    extra : (batches, speakers, copy_of) or None
         Features of further sessions (e.g. :func:`augmented_features`), batched
         like ``batches``: after the UBM and total-variability model (trained on
-        ``batches`` only) they become extra units of :func:`fit_scoring`. When
-        they are copies laid out as :func:`augmented_features` returns them
-        (copy 1 of every utterance, then copy 2, ...), the calibration trials
-        know which clean unit each copies.
+        ``batches`` only) they become extra units of :func:`fit_scoring`.
+        ``copy_of`` (or None) gives, for copies, the index of the training
+        utterance each copies, so the calibration trials know which clean unit
+        each copies.
 
     Returns
     -------
@@ -356,13 +369,13 @@ def train(params, batches, speakers, executor, progress=None, extra=None):
                                             with_origin=True)
     extra_units, origins = None, None
     if extra is not None:
-        x_batches, x_speakers = extra
+        x_batches, x_speakers, copy_of = extra
         x_keep = np.concatenate(executor.gather(executor.map(_batch_lengths, x_batches))) > 0
         if x_keep.any():
             *extra_units, x_origin = unit_ivectors(params, x_batches, ubm, tv, x_speakers,
                                                    x_keep, executor, with_origin=True)
-            if len(x_speakers) % len(speakers) == 0:  # copies laid out as augmented_features does
-                origins = (origin, x_origin % len(speakers))
+            if copy_of is not None:
+                origins = (origin, np.asarray(copy_of)[x_origin])
     seconds["ivectors"] = time.perf_counter() - start
     start = time.perf_counter()
     backend, scorer, summary = fit_scoring(params, ivecs, unit_spk, extra_units,
@@ -502,6 +515,12 @@ def cv_trials(params, ivecs, spk, extra=None, extra_stages=EXTRA_STAGES, origins
             f"only {len(multi)} speakers have 4 or more utterances/parts; calibration with "
             f"calibration_folds={params.calibration_folds} needs at least "
             f"{2 * params.calibration_folds}")
+    if origins is not None:
+        origins = tuple(np.asarray(o, dtype=np.int64) for o in origins)
+        if extra is None or [len(o) for o in origins] != [len(spk), len(extra[1])]:
+            raise ParameterError(
+                f"origins of lengths {[len(o) for o in origins]} must give the utterance of "
+                f"each of the {len(spk)} units and each extra unit")
     folds = np.array_split(rng.permutation(multi), params.calibration_folds)
     if extra is not None:
         x_ivecs, x_spk = extra[0], np.asarray(extra[1], dtype=str)
@@ -520,6 +539,8 @@ def cv_trials(params, ivecs, spk, extra=None, extra_stages=EXTRA_STAGES, origins
         if extra is not None:
             Zx = plda.project(backend.transform(x_ivecs[x_held]))
             sx_held = x_spk[x_held]
+            if origins is not None:
+                o_held, xo_held = origin[held], x_origin[x_held]
         enrol_means, probes, probe_spk = [], [], []
         for s in fold:
             idx = rng.permutation(np.flatnonzero(s_held == s))
@@ -529,8 +550,7 @@ def cv_trials(params, ivecs, spk, extra=None, extra_stages=EXTRA_STAGES, origins
             if extra is not None:
                 copies = sx_held == s
                 if origins is not None:  # not the copies of the enrolment's own units
-                    enrolled = origin[np.flatnonzero(held)[idx[:3]]]
-                    copies &= ~np.isin(x_origin[x_held], enrolled)
+                    copies &= ~np.isin(xo_held, o_held[idx[:3]])
                 probes.append(Zx[copies])
                 probe_spk += [s] * int(copies.sum())
         scorer = Scorer(plda, cohort, params.asnorm_top)
@@ -557,12 +577,6 @@ def fit_scoring(params, ivecs, speakers, extra=None, extra_stages=EXTRA_STAGES, 
     if extra is not None:
         extra = (check_array("extra ivecs", extra[0], ndim=2, n_cols=ivecs.shape[1]),
                  [str(s) for s in extra[1]])
-    if origins is not None:
-        origins = tuple(np.asarray(o, dtype=np.int64) for o in origins)
-        if extra is None or [len(o) for o in origins] != [len(spk), len(extra[1])]:
-            raise ParameterError(
-                f"origins of lengths {[len(o) for o in origins]} must give the utterance of "
-                f"each of the {len(spk)} units and each extra unit")
     cal_scores, cal_labels = cv_trials(params, ivecs, spk, extra, extra_stages, origins)
     backend, plda, cohort = fit_backend_stages(params, ivecs, spk, extra, extra_stages)
     calibration = fit_calibration(params, cal_scores, cal_labels)
