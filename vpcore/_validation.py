@@ -51,6 +51,15 @@ def check_array(name, x, ndim=None, dtype=np.float64, min_rows=None, n_cols=None
     return arr
 
 
+def without_later_defaults(d, later_fields):
+    """``d`` without the keys of ``later_fields`` whose value is their default there.
+
+    Options added after a model format existed are saved only when set, so the
+    headers (and anything keyed on them) of earlier models stay as they were.
+    """
+    return {k: v for k, v in d.items() if k not in later_fields or v != later_fields[k]}
+
+
 def check_fitted(estimator, attribute):
     """Raise NotFittedError unless ``estimator`` has the fitted ``attribute``."""
     if not hasattr(estimator, attribute):

@@ -19,7 +19,7 @@ import scipy.ndimage
 import scipy.signal
 import scipy.special
 
-from ._validation import check_array, check_float, check_int
+from ._validation import check_array, check_float, check_int, without_later_defaults
 from .audio import SAMPLE_RATE, check_waveform
 from .errors import ParameterError, TooLittleSpeechError
 from .vad import VadOptions, energy_vad, waveform_log_energy
@@ -118,10 +118,7 @@ class FeatureOptions:
         return self
 
     def to_dict(self):
-        d = asdict(self)
-        for name, default in _LATER_FIELDS.items():
-            if d[name] == default:
-                del d[name]
+        d = without_later_defaults(asdict(self), _LATER_FIELDS)
         d["vad"] = None if self.vad is None else self.vad.to_dict()
         return d
 

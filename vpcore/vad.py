@@ -17,7 +17,7 @@ from math import gcd
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
-from ._validation import check_float, check_int
+from ._validation import check_float, check_int, without_later_defaults
 from .errors import ParameterError, TooLittleSpeechError
 
 __all__ = ["VadOptions", "frame_log_energy", "waveform_log_energy", "energy_vad"]
@@ -77,11 +77,7 @@ class VadOptions:
         return self
 
     def to_dict(self):
-        d = asdict(self)
-        for name, default in _LATER_FIELDS.items():
-            if d[name] == default:
-                del d[name]
-        return d
+        return without_later_defaults(asdict(self), _LATER_FIELDS)
 
 
 #: fields saved only when not at their default (see VadOptions)
