@@ -257,6 +257,9 @@ def test_bad_waveforms_are_rejected_by_the_front_end(bad):
     ("noise_subtraction", -0.5),
     ("noise_subtraction", 9.0),
     ("noise_subtraction", float("nan")),
+    ("multitaper", -1),
+    ("multitaper", 17),
+    ("multitaper", 2.5),
 ])
 def test_invalid_feature_options_raise_parameter_error_naming_the_field(field, value):
     with pytest.raises(ParameterError, match=field):
@@ -352,6 +355,8 @@ def test_options_added_later_are_saved_only_when_not_default():
     assert "noise_subtraction" not in FeatureOptions().to_dict()
     assert FeatureOptions(noise_subtraction=2.0).to_dict()["noise_subtraction"] == 2.0
     assert FeatureOptions.from_dict(FeatureOptions().to_dict()).noise_subtraction == 0.0
+    assert "multitaper" not in FeatureOptions().to_dict()
+    assert FeatureOptions.from_dict(FeatureOptions(multitaper=6).to_dict()).multitaper == 6
 
 
 def _warp_reference(feats, window):
@@ -453,3 +458,39 @@ def test_noise_subtraction_refuses_bad_parameters_naming_them(kw, match):
     kw = {"factor": 1.0, **kw}
     with pytest.raises(ParameterError, match=match):
         subtract_noise(np.ones((10, 4), np.float32), **kw)
+
+
+# ---------------------------------------------------------------------------
+# multitaper spectra
+
+
+def test_multitaper_power_is_the_mean_of_the_tapered_periodograms():
+    from scipy.signal.windows import dpss
+
+    from vpcore.features import _multitaper_power, _tapers
+
+    rng = np.random.default_rng(3)
+    frames = rng.standard_normal((7, 512)).astype(np.float32)
+    frames[:, 400:] = 0.0
+    tapers = dpss(400, 3.0, Kmax=6) * np.sqrt(np.sum(np.hamming(400) ** 2))
+    expected = np.mean([np.abs(np.fft.rfft(frames[:, :400] * w, 512, axis=1)) ** 2
+                        for w in tapers], axis=0)
+    got = _multitaper_power(frames, 400, _tapers(400, 6))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.max())
+
+
+def test_multitaper_spectrum_of_white_noise_varies_less_than_the_hamming_one():
+    # the point of multitaper estimates: lower variance across frequency (and frames)
+    x = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    none = FeatureOptions(vad=None, cmn="none", deltas=0)
+    spread = [np.std(mfcc(x, dataclasses.replace(none, multitaper=k))[0], axis=0).mean()
+              for k in (0, 6)]  # frame to frame, per coefficient
+    assert spread[1] < 0.75 * spread[0]
+
+
+def test_multitaper_keeps_the_level_of_the_hamming_spectrum():
+    # tapers scaled to the Hamming window's energy: c0 of white noise stays where it was
+    x = np.random.default_rng(1).standard_normal(16000).astype(np.float32) * 0.1
+    none = FeatureOptions(vad=None, cmn="none", deltas=0)
+    c0 = [np.mean(mfcc(x, dataclasses.replace(none, multitaper=k))[0][:, 0]) for k in (0, 6)]
+    assert abs(c0[1] - c0[0]) < 0.5
