@@ -1,15 +1,18 @@
-"""Front-end variants of the shipped recipe on the clean and robustness protocols.
+"""Front-end and extractor variants of the shipped recipe on the clean and robustness protocols.
 
 Trains the shipped recipe (``augment_copies=1``, seed 0, development speakers
-left out) with some :class:`vpcore.features.FeatureOptions` changed, and
+left out) with some :class:`vpcore.features.FeatureOptions` (``--set``) or
+:class:`vpcore.model.VoiceprintModel` options (``--model``) changed, and
 scores every condition of ``benchmarks/robustness.py``::
 
     python benchmarks/front_end.py --set cvn=true
     python benchmarks/front_end.py --set fmin=100 --set fmax=7000
     python benchmarks/front_end.py --set 'vad={"noise_floor_margin": 1.0}'
+    python benchmarks/front_end.py --model tv_rank=120 --model lda_dim=120
 
 (``vad`` takes a JSON object of :class:`vpcore.vad.VadOptions` fields that
-differ from the defaults.)
+differ from the defaults.) A run with model options only is named
+``extractor-<options>`` (its model ``cache/bench/dev_model_extractor_<options>.npz``).
 
 Each run takes about as long as a training of the recipe plus the features
 of the protocol in the new front end (cached under ``cache/bench/robustness``).
@@ -34,45 +37,93 @@ def _setting(text):
     return name, json.loads(value)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--set", type=_setting, action="append", required=True,
-                        metavar="NAME=VALUE", help="a FeatureOptions field (JSON value)")
-    parser.add_argument("--data")
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--name", help="result name (default: front-end-<settings>)")
-    args = parser.parse_args(argv)
+#: The recipe's own settings, which a variant does not change.
+RECIPE = {"augment_copies": 1, "random_state": 0}
 
+
+def variant(settings, model_settings, n_jobs=2):
+    """The shipped recipe's unfitted model with the given feature and model options.
+
+    Parameters
+    ----------
+    settings : dict
+        :class:`vpcore.features.FeatureOptions` fields (``vad``: a dict of
+        :class:`vpcore.vad.VadOptions` fields).
+    model_settings : dict
+        :class:`vpcore.model.VoiceprintModel` options other than ``features``,
+        ``n_jobs`` and the recipe's own (:data:`RECIPE`).
+
+    Returns
+    -------
+    VoiceprintModel
+        Validated; raises :class:`vpcore.errors.ParameterError` for a bad value.
+    """
     from dataclasses import replace
 
-    from vpcore.audio import load_file
+    from vpcore.errors import ParameterError
     from vpcore.features import FeatureOptions
     from vpcore.model import VoiceprintModel
-
     from vpcore.vad import VadOptions
 
-    settings = dict(args.set)
     fields = dict(settings)
     try:
         if isinstance(fields.get("vad"), dict):
             fields["vad"] = VadOptions(**fields["vad"])
         options = replace(FeatureOptions(), **fields)
     except TypeError:
-        parser.error(f"--set: {sorted(settings)} are not all FeatureOptions fields")
+        raise ParameterError(f"settings={sorted(settings)} must all be FeatureOptions fields")
     options.validate()
+    allowed = set(VoiceprintModel._get_param_names()) - {"features", "n_jobs", *RECIPE}
+    unknown = sorted(set(model_settings) - allowed)
+    if unknown:
+        raise ParameterError(f"model_settings={unknown} must be among {sorted(allowed)}")
+    model = VoiceprintModel(features=options, n_jobs=n_jobs, **RECIPE, **model_settings)
+    model._validate()
+    return model
+
+
+def label(settings, model_settings):
+    """``(kind, text)`` naming a variant: kind ``front_end``, or ``extractor`` for model
+    options only; text the options, e.g. ``tv_rank150``."""
+    text = "-".join(f"{k}{v}" for k, v in {**settings, **model_settings}.items()).lower()
+    text = "".join(c for c in text if c.isalnum() or c in "-_.")
+    return ("front_end" if settings else "extractor"), text
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", type=_setting, action="append", default=[],
+                        metavar="NAME=VALUE", help="a FeatureOptions field (JSON value)")
+    parser.add_argument("--model", type=_setting, action="append", default=[],
+                        metavar="NAME=VALUE", help="a VoiceprintModel option (JSON value)")
+    parser.add_argument("--data")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--name", help="result name (default: front-end-<settings> or "
+                                       "extractor-<options>)")
+    args = parser.parse_args(argv)
+    if not args.set and not args.model:
+        parser.error("give at least one --set or --model")
+
+    from vpcore.audio import load_file
+    from vpcore.errors import ParameterError
+
+    settings, model_settings = dict(args.set), dict(args.model)
+    try:
+        model = variant(settings, model_settings, args.jobs)
+    except ParameterError as exc:
+        parser.error(str(exc))
     data = common.data_root(args.data)
     utts = multicondition.training_list(data)
-    model = VoiceprintModel(features=options, augment_copies=1, n_jobs=args.jobs, random_state=0)
     model.fit([partial(load_file, u.path) for u in utts], [u.speaker for u in utts])
-    label = "-".join(f"{k}{v}" for k, v in settings.items()).lower()
-    label = "".join(c for c in label if c.isalnum() or c in "-_.")
-    path = common.CACHE_DIR / f"dev_model_front_end_{label}.npz"
+    kind, text = label(settings, model_settings)
+    path = common.CACHE_DIR / f"dev_model_{kind}_{text}.npz"
     model.save(path)
     results = robustness.evaluate(model, robustness.Protocol(data, common.CACHE_DIR / "robustness"),
                                   progress=False)
     print(robustness.table(results))
-    common.write_result(args.name or f"front-end-{label}", {
-        "benchmark": "front_end", "settings": settings, "model": common.model_info(model, path),
+    common.write_result(args.name or f"{kind.replace('_', '-')}-{text}", {
+        "benchmark": "front_end", "settings": settings, "model_settings": model_settings,
+        "model": common.model_info(model, path),
         "training_seconds": model.training_summary_.get("seconds"), "results": results})
 
 
