@@ -14,6 +14,13 @@ after, ``--repeat`` times on the same 5-s utterance, with one BLAS thread. The
 result is the median of the per-pair ratios (after / before) of the thread's
 CPU time, which cancels the drift of the machine's load, and each side's
 median CPU time.
+
+Two models, the same library: ``--before-model`` gives the older side its own
+model file (the utterance and the alternation stay the same)::
+
+    python benchmarks/paired.py vpcore --label "tv_rank 200" \
+        --before-model cache/bench/dev_model_augment1_mc.npz \
+        --model cache/bench/dev_model_extractor_tv_rank150.npz
 """
 
 import argparse
@@ -95,11 +102,12 @@ def run(args):
     import vpcore
 
     model_path, source = common.resolve_model(args.model)
+    before_path = Path(args.before_model) if args.before_model else model_path
     samples, desc = common.speech_of_length(5.0, seed=5, data=args.root)
     enrolment, _ = common.speech_of_length(15.0, seed=7, data=args.root)
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            before = stages(import_before(args.before, tmp), model_path, samples, enrolment)
+            before = stages(import_before(args.before, tmp), before_path, samples, enrolment)
             after = stages(vpcore, model_path, samples, enrolment)
             out = timed_pairs(before, after, args.repeat, args.quiet)
         finally:  # leave no trace of the older package in this process
@@ -108,6 +116,7 @@ def run(args):
                 del sys.modules[name]
     payload = {"benchmark": "paired", "before": args.label or str(args.before),
                "model": {"path": common.relative(model_path), "source": source},
+               "before_model": common.relative(before_path),
                "audio": f"5 s of {desc}", "repeat": args.repeat, "threads": 1,
                "stages": out}
     path = common.write_result(args.name, payload, args.out_dir)
@@ -120,6 +129,7 @@ def build_parser():
     p.add_argument("before", type=Path, help="folder of the older vpcore package")
     p.add_argument("--label", help="what the older package is (e.g. its commit)")
     p.add_argument("--model", help="model (default: shipped model, else the dev model)")
+    p.add_argument("--before-model", help="the older side's model (default: --model)")
     p.add_argument("--root", help="corpus root for real speech (default: the shared corpora)")
     p.add_argument("--repeat", type=int, default=200)
     p.add_argument("--name", default="paired")
