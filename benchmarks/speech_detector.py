@@ -92,6 +92,13 @@ def load_take(paths):
     return x[: 20 * SR].astype(np.float64)
 
 
+def babble_pool(takes):
+    """The waveforms babble is drawn from: 60 of the takes, chosen with a fixed seed."""
+    rng = np.random.default_rng(12345)
+    chosen = rng.choice(len(takes), min(60, len(takes)), replace=False)
+    return [load_take(takes[i][1]) for i in chosen]
+
+
 def _power(x):
     return float(np.mean(x ** 2)) + 1e-20
 
@@ -294,9 +301,7 @@ def main(argv=None):
     root = common.data_root(args.data)
     start = time.perf_counter()
     takes = corpus_takes(root, args.limit)
-    rng = np.random.default_rng(12345)
-    pool_takes = [takes[i][1] for i in rng.choice(len(takes), min(60, len(takes)), replace=False)]
-    pool = [load_take(p) for p in pool_takes]
+    pool = babble_pool(takes)
     rows = Parallel(n_jobs=args.jobs, batch_size=8)(
         delayed(_speech_job)(i, paths, pool, args.conditions) for i, (_, paths) in
         enumerate(takes))

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -335,3 +336,94 @@ def test_low_rank_precision_falls_back_to_the_exact_ivector_when_indefinite(smal
     w = transform_with(tv, indefinite, tv.transform_one, fallbacks)(n, f)
     np.testing.assert_array_equal(w, tv.transform_one(n, f))
     assert fallbacks == [1]
+
+
+def test_paired_script_gives_the_older_side_its_own_model(small_model_path, tmp_path):
+    from benchmarks import paired
+
+    paired.main([str(common.ROOT / "vpcore"), "--model", str(small_model_path),
+                 "--before-model", str(small_model_path), "--root", str(tmp_path),
+                 "--repeat", "2", "--out-dir", str(tmp_path), "--quiet"])
+    doc = read_result(tmp_path / "paired.json")
+    assert doc["before_model"] == common.relative(small_model_path)
+
+
+def test_front_end_variant_is_the_recipe_with_the_options_given():
+    from benchmarks import front_end
+    from vpcore.errors import ParameterError
+
+    model = front_end.variant({"cvn": True}, {"tv_rank": 120, "lda_dim": 120})
+    assert (model.tv_rank, model.lda_dim, model.features.cvn) == (120, 120, True)
+    assert (model.augment_copies, model.random_state) == (1, 0)  # the shipped recipe
+    with pytest.raises(ParameterError, match="lda_dim=150 must be <= 120"):
+        front_end.variant({}, {"tv_rank": 120})
+    with pytest.raises(ParameterError, match=r"\['random_state'\] must be among"):
+        front_end.variant({}, {"random_state": 1})  # the recipe's seed is not a variant
+    with pytest.raises(ParameterError, match="FeatureOptions"):
+        front_end.variant({"no_such_field": 1}, {})
+    assert front_end.label({}, {"tv_rank": 150}) == ("extractor", "tv_rank150")
+    assert front_end.label({"cvn": True}, {}) == ("front_end", "cvntrue")
+
+
+def test_front_end_compare_counts_changes_in_standard_errors():
+    from benchmarks import front_end
+
+    ref = {"eer": 0.1, "frr_at_0_7": 0.5, "far_at_0_7": 0.0, "min_dcf_0.01": 0.3,
+           "n_target": 200, "n_nontarget": 8000}
+    se = (0.1 * 0.9 / 200) ** 0.5
+    new = {**ref, "eer": 0.1 + 2 * se, "frr_at_0_7": 0.5 - 0.005, "min_dcf_0.01": 0.25}
+    rows = front_end.compare({"clean": new}, {"clean": ref})["clean"]
+    assert rows["EER"]["sigmas"] == pytest.approx(2.0)
+    assert rows["FRR at 0.7"]["change"] == pytest.approx(-0.005)
+    assert rows["FAR at 0.7"]["sigmas"] == 0.0  # a zero rate still has a finite error
+    assert rows["minDCF(0.01)"]["change"] == pytest.approx(-0.05)
+    assert "(+2.0 SE)" in front_end.comparison_table({"clean": rows})
+
+
+def _trials(seed, n_speakers=10, per_speaker=40):
+    rng = np.random.default_rng(seed)
+    keys = np.repeat(np.arange(n_speakers), per_speaker)
+    labels = np.tile(np.arange(per_speaker) < 5, n_speakers)
+    llr = rng.normal(np.where(labels, 2.0, -2.0), 1.0)
+    return keys, labels, llr, 1.0 / (1.0 + np.exp(-llr))
+
+
+def test_paired_accuracy_of_a_model_against_itself_is_zero_and_within_noise():
+    from benchmarks import paired_accuracy
+
+    keys, labels, llr, conf = _trials(0)
+    draws = paired_accuracy.bootstrap_draws(keys, 50)
+    assert all(set(np.unique(keys[d])) <= set(keys) and len(d) % 40 == 0 for d in draws)
+    out = paired_accuracy.paired_differences((llr, conf), (llr, conf), labels, draws)
+    assert all(r["difference"] == 0 and r["interval_90"] == [0, 0] for r in out.values())
+    assert {r["verdict"] for r in out.values()} == {"within noise"}
+
+
+def test_paired_accuracy_flags_a_clearly_worse_model():
+    from benchmarks import paired_accuracy
+
+    keys, labels, llr, conf = _trials(1)
+    worse = np.where(labels, llr - 3.0, llr)  # every target trial loses 3 nats
+    draws = paired_accuracy.bootstrap_draws(keys, 200)
+    out = paired_accuracy.paired_differences(
+        (llr, conf), (worse, 1.0 / (1.0 + np.exp(-worse))), labels, draws)
+    assert out["eer"]["verdict"] == "worse" and out["frr_at_0_7"]["verdict"] == "worse"
+    assert out["far_at_0_7"]["difference"] == 0  # non-target trials did not move
+    assert "**worse**" in paired_accuracy.table({"clean": out})
+
+
+def test_speech_equivalence_counts_equal_cues_and_changed_decisions():
+    from benchmarks import speech_equivalence
+    from vpcore.speech import SpeechCues, speech_cues
+
+    inputs = [("a", np.zeros(16000 * 3)),
+              ("b", np.random.default_rng(0).standard_normal(16000 * 3) * 0.1)]
+    same = speech_equivalence.compare(speech_cues, speech_cues, inputs)
+    assert same["decisions_differ"] == 0 and same["bitwise_equal"]["voiced"] == 2
+    assert set(same["max_abs_difference"].values()) == {0.0}
+
+    def always_speech(x):
+        return SpeechCues(1.0, 1.0, 1.0, 0.0)
+
+    other = speech_equivalence.compare(speech_cues, always_speech, inputs)
+    assert other["decisions_differ"] == 2 and other["differing_inputs"] == ["a", "b"]

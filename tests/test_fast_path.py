@@ -12,6 +12,7 @@ MFCC                             float64 reference within 1e-3 absolute
 front end (deltas, CMN, VAD)     bitwise equal to the public building blocks
 speech cues                      float64 reference within 1e-4 on continuous
                                  cues, equal on fixed examples for the counts
+                                 (voiced fraction, pitch glide)
 UBM statistics                   float64 posteriors: N and F within 1e-4 of scale
 i-vector                         dense float64 posterior mean within 1e-4
 WAV decoding                     equal to libsndfile's own reading
@@ -150,17 +151,56 @@ def reference_cues(samples):
             t = e
         else:
             t += 1
-    return modulation, regularity, int((voiced & (runs >= speech._MIN_RUN)).sum()), sounding.sum()
+    vowel = voiced & (runs >= speech._MIN_RUN)
+    steps, changes = 0, 0
+    for t in range(n - 1):  # pitch: parabolic interpolation of each frame's peak lag
+        if vowel[t] and vowel[t + 1]:
+            lag = []
+            for u in (t, t + 1):
+                i = min(max(best[u], 1), len(lags) - 2)
+                a, b, c = r[u, i - 1], r[u, i], r[u, i + 1]
+                curvature = a - 2.0 * b + c
+                shift = 0.5 * (a - c) / curvature if abs(curvature) > 1e-12 else 0.0
+                lag.append(lags[i] + min(max(shift, -1.0), 1.0))
+            steps += 1
+            changes += abs(np.log(lag[1]) - np.log(lag[0])) > speech.STEADY_PITCH
+    glide = changes / steps if steps else 0.0
+    return modulation, regularity, int(vowel.sum()), sounding.sum(), glide
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_speech_cues_match_the_float64_definition(seed):
     x = voice(seed, 5.0)
     cues = speech.speech_cues(x)
-    modulation, regularity, vowels, sounding = reference_cues(x)
+    modulation, regularity, vowels, sounding, glide = reference_cues(x)
     assert cues.modulation == pytest.approx(modulation, abs=1e-4)
     assert cues.rhythm_regularity == pytest.approx(regularity, abs=1e-4)
     assert cues.voiced == pytest.approx(vowels / sounding, abs=1e-12)  # the same frames
+    assert cues.pitch_glide == pytest.approx(glide, abs=1e-12)  # the same frame pairs
+
+
+@pytest.mark.parametrize("kind", ["tone_in_noise", "vibrato_tone", "chord", "melody",
+                                  "modulated_noise"])
+def test_speech_cues_of_periodic_non_speech_match_the_float64_definition(kind):
+    from benchmarks.speech_detector import non_speech, quantise
+
+    x = quantise(non_speech(kind, 3))
+    cues = speech.speech_cues(x)
+    _, _, vowels, sounding, glide = reference_cues(x)
+    assert cues.voiced == pytest.approx(vowels / sounding, abs=1e-12)
+    assert cues.pitch_glide == pytest.approx(glide, abs=1e-12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**16), frames=st.integers(1, 5),
+       scale=st.sampled_from([1e-8, 1e-3, 1.0, 1e3]))
+def test_the_dct_i_of_a_power_spectrum_is_nfft_times_its_inverse_fft(seed, frames, scale):
+    """The detector's autocorrelation: a DCT-I of the power, as the inverse real FFT."""
+    x = np.random.default_rng(seed).standard_normal((frames, speech._WIN)) * scale
+    power = np.abs(np.fft.rfft(x, speech._NFFT, axis=1)) ** 2
+    by_dct = scipy.fft.dct(power, type=1, axis=1)
+    by_ifft = np.fft.irfft(power, speech._NFFT, axis=1)[:, :power.shape[1]] * speech._NFFT
+    np.testing.assert_allclose(by_dct, by_ifft, rtol=0, atol=1e-9 * by_ifft[:, :1].max())
 
 
 @settings(max_examples=100, deadline=None)

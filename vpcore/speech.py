@@ -40,7 +40,8 @@ noise, tones, hum, chords, melodies, sweeps, modulated noise and clicks);
 ``docs/benchmarks.md`` reports the rates. What it cannot tell: singing, and
 sounds made to imitate speech (a recording of speech *is* speech).
 
-Cost: two float32 FFTs of 1024 points per 20 ms of audio, about 1 ms for 5 s on one core.
+Cost: per 20 ms of audio one float32 real FFT of 1024 points and, for a sounding
+frame, a DCT-I of 513 (the autocorrelation); about 1.9 ms for 5 s on one core.
 
 References
 ----------
@@ -189,16 +190,21 @@ def speech_cues(samples, sample_rate=SAMPLE_RATE):
     sounding = (level > np.percentile(level, 95) - _SOUNDING_DB) & (energy > 1e-10)
     if sounding.sum() < _MIN_RUN:
         return SpeechCues(modulation, 0.0, 0.0, regularity)
-    # periodicity: the autocorrelation of each frame is the inverse FFT of its power
-    ac = scipy.fft.irfft(power, _NFFT, axis=1, overwrite_x=True)[:, : lags[-1] + 1]
-    ac /= np.maximum(ac[:, :1], 1e-30)
+    # Periodicity, of the sounding frames only (no other frame can be voiced): the
+    # autocorrelation of a frame is the inverse FFT of its power, which for a real, even
+    # spectrum is a DCT-I, _NFFT times larger (a fraction of the cost of a complex inverse)
+    sounding_rows = np.flatnonzero(sounding)
+    ac = scipy.fft.dct(power[sounding_rows], type=1, axis=1,
+                       overwrite_x=True)[:, : lags[-1] + 1]
+    ac /= np.maximum(ac[:, :1], _NFFT * 1e-30)
     r = ac[:, lags[0]:lags[-1] + 1] / w_ac  # the pitch lags are consecutive
     best = np.argmax(r, axis=1)
     rows = np.arange(len(r))
     peak = r[rows, best]
     dip = np.minimum.accumulate(ac, axis=1)[rows, lags[best]]  # min over lags <= the peak's
     inside = (best > 0) & (best < len(lags) - 1)
-    voiced = sounding & inside & (peak >= VOICING_PEAK) & (peak - dip >= PROMINENCE)
+    voiced = np.zeros(n, dtype=bool)
+    voiced[sounding_rows] = inside & (peak >= VOICING_PEAK) & (peak - dip >= PROMINENCE)
     vowel = voiced & (_runs(voiced) >= _MIN_RUN)
     # pitch of voiced frames: parabolic interpolation of the peak lag
     i = np.clip(best, 1, len(lags) - 2)
@@ -206,7 +212,8 @@ def speech_cues(samples, sample_rate=SAMPLE_RATE):
     curvature = a - 2.0 * b + c
     safe = np.where(np.abs(curvature) > 1e-12, curvature, 1.0)
     shift = np.where(np.abs(curvature) > 1e-12, 0.5 * (a - c) / safe, 0.0)
-    log_lag = np.log(lags[i] + np.clip(shift, -1.0, 1.0))
+    log_lag = np.zeros(n)  # only read at vowels, which are sounding
+    log_lag[sounding_rows] = np.log(lags[i] + np.clip(shift, -1.0, 1.0))
     pairs = vowel[:-1] & vowel[1:]
     glide = 0.0
     if pairs.any():
