@@ -157,7 +157,7 @@ def test_corpus_size_warnings_name_the_numbers():
 
 def test_corpus_size_warnings_are_quiet_for_the_default_recipe():
     # the shipped recipe: about 2,000 utterances of 300 speakers, about 5 hours
-    assert corpus_size_warnings(300, 2000, 5 * 3600.0, 256, 200, 150, 100) == []
+    assert corpus_size_warnings(300, 2000, 5 * 3600.0, 128, 200, 150, 100) == []
 
 
 def test_train_on_a_tiny_corpus_warns_with_the_numbers(trained):
@@ -305,3 +305,12 @@ def test_enroll_refuses_the_same_file_twice(trained, corpus_dir, tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and f"{take}: " in err and "copy of take 1" in err
     assert not (tmp_path / "vp").exists()
+
+
+def test_train_defaults_are_the_model_defaults():
+    from vpcore.model import VoiceprintModel
+
+    args = build_parser().parse_args(["train", "--corpus", "c", "--out", "m.npz"])
+    model = VoiceprintModel()
+    assert (args.components, args.rank, args.lda) == (model.n_components, model.tv_rank,
+                                                      model.lda_dim)
