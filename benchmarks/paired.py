@@ -24,6 +24,7 @@ model file (the utterance and the alternation stay the same)::
 """
 
 import argparse
+import contextlib
 import importlib
 import shutil
 import sys
@@ -48,6 +49,18 @@ def import_before(package_dir, tmp):
     for module in ("model", "audio", "features", "speech", "stats"):
         importlib.import_module(f"{BEFORE}.{module}")
     return sys.modules[BEFORE]
+
+
+@contextlib.contextmanager
+def before_package(package_dir):
+    """:func:`import_before` for the duration of a ``with`` block, then no trace of it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            yield import_before(package_dir, tmp)
+        finally:
+            sys.path.remove(str(tmp))
+            for name in [m for m in sys.modules if m == BEFORE or m.startswith(BEFORE + ".")]:
+                del sys.modules[name]
 
 
 def stages(pkg, model_path, samples, enrolment):
@@ -105,15 +118,10 @@ def run(args):
     before_path = Path(args.before_model) if args.before_model else model_path
     samples, desc = common.speech_of_length(5.0, seed=5, data=args.root)
     enrolment, _ = common.speech_of_length(15.0, seed=7, data=args.root)
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            before = stages(import_before(args.before, tmp), before_path, samples, enrolment)
-            after = stages(vpcore, model_path, samples, enrolment)
-            out = timed_pairs(before, after, args.repeat, args.quiet)
-        finally:  # leave no trace of the older package in this process
-            sys.path.remove(str(tmp))
-            for name in [m for m in sys.modules if m == BEFORE or m.startswith(BEFORE + ".")]:
-                del sys.modules[name]
+    with before_package(args.before) as pkg:
+        before = stages(pkg, before_path, samples, enrolment)
+        after = stages(vpcore, model_path, samples, enrolment)
+        out = timed_pairs(before, after, args.repeat, args.quiet)
     payload = {"benchmark": "paired", "before": args.label or str(args.before),
                "model": {"path": common.relative(model_path), "source": source},
                "before_model": common.relative(before_path),

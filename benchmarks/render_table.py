@@ -476,6 +476,10 @@ project root with the virtualenv's Python. Run one at a time on a shared machine
 | VoxCeleb1-O | `python benchmarks/voxceleb.py --trials veri_test2.txt --audio-root VOX1/wav` | hours; resumable |
 | speed | `python benchmarks/speed.py` | ~2 min |
 | speed before/after, paired in one process | `python benchmarks/paired.py OLD/vpcore` | ~1 min |
+| two models, one library, paired timing | `python benchmarks/paired.py vpcore --before-model A --model B` | ~1 min |
+| a variant of the recipe (front end or extractor) on the robustness protocol | `python benchmarks/front_end.py --model n_components=128` | ~5-20 min |
+| models against a reference on the same trials, paired speaker bootstrap | `python benchmarks/paired_accuracy.py M1 [M2 ...]` | ~3 min per model |
+| speech detector: another version's cues and decisions on every input | `python benchmarks/speech_equivalence.py OLD/vpcore` | ~12 min |
 | one `/verify` request: stages, HTTP, Resemblyzer side by side | `python benchmarks/request.py` | ~2 min |
 | 1-v-N gallery against an exact FAISS index | `python benchmarks/faiss_1vn.py` | ~4 min, 3.5 GB RAM |
 | 1-v-N scale | `python benchmarks/scale.py` | ~2 min, 1.5 GB RAM |

@@ -16,7 +16,6 @@ bit for bit, and every take whose decision differs, to
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -76,15 +75,9 @@ def main(argv=None):
     from vpcore.speech import speech_cues
 
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            before = paired.import_before(args.before, tmp).speech.speech_cues
-            result = compare(before, speech_cues, _inputs(common.data_root(args.data),
-                                                          args.limit, args.seeds, CONDITIONS))
-        finally:
-            sys.path.remove(str(tmp))
-            for name in [m for m in sys.modules if m.split(".")[0] == paired.BEFORE]:
-                del sys.modules[name]
+    with paired.before_package(args.before) as pkg:
+        result = compare(pkg.speech.speech_cues, speech_cues,
+                         _inputs(common.data_root(args.data), args.limit, args.seeds, CONDITIONS))
     result.update(benchmark="speech_equivalence", before=args.label or str(args.before),
                   seconds=round(time.perf_counter() - start, 1))
     path = common.write_result(args.name, result, args.out_dir)
