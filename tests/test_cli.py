@@ -157,7 +157,7 @@ def test_corpus_size_warnings_name_the_numbers():
 
 def test_corpus_size_warnings_are_quiet_for_the_default_recipe():
     # the shipped recipe: about 2,000 utterances of 300 speakers, about 5 hours
-    assert corpus_size_warnings(300, 2000, 5 * 3600.0, 128, 200, 150, 100) == []
+    assert corpus_size_warnings(300, 2000, 5 * 3600.0, 256, 200, 150, 100) == []
 
 
 def test_train_on_a_tiny_corpus_warns_with_the_numbers(trained):

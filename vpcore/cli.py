@@ -343,8 +343,8 @@ def build_parser():
     t.add_argument("--out", required=True, help="model file to write (.npz)")
     t.add_argument("--exclude-speakers", action="append",
                    help="file listing speakers to leave out (e.g. development speakers)")
-    t.add_argument("--components", type=_int_type(2, 4096), default=128,
-                   help="UBM components C, 2..4096 (128)")
+    t.add_argument("--components", type=_int_type(2, 4096), default=256,
+                   help="UBM components C, 2..4096 (256)")
     t.add_argument("--rank", type=_int_type(2, 1000), default=200,
                    help="i-vector dimension S, 2..1000 (200)")
     t.add_argument("--lda", type=_int_type(0, 1000), default=150,

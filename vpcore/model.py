@@ -79,7 +79,7 @@ class VoiceprintModel(BaseEstimator):
     fingerprint_ : str
     """
 
-    def __init__(self, n_components=128, tv_rank=200, lda_dim=150, wccn=False,
+    def __init__(self, n_components=256, tv_rank=200, lda_dim=150, wccn=False,
                  ubm_iter=10, tv_iter=10, plda_iter=10, ubm_max_frames=400_000,
                  asnorm_top=100, cohort_per_speaker=2, calibration_prior=0.1,
                  calibration_folds=4, split_frames=300, augment_copies=0,
