@@ -152,3 +152,103 @@ def test_wrong_width_is_refused(small_model, mixed):
     V = np.stack([vp.vector for vp in mixed])
     with pytest.raises(ParameterError, match=r"V has shape \(6, \d+\), expected"):
         Gallery(small_model, V[:, :-1])
+
+
+# -- adaptive in-domain cohort --------------------------------------------------------
+
+def _adaptive_reference(model, vps, probe, pool=None):
+    """Adaptive AS-norm from its definition: the probe's cohort scores pooled with its
+    raw scores against the pool's voiceprints, each row's own score left out."""
+    from vpcore.normalisation import pooled_top_stats
+
+    plda, z = model.plda_, probe.vector.astype(np.float64)[None, :]
+    pool = list(range(len(vps))) if pool is None else list(pool)
+    raw = np.array([plda.score_projected(vp.mean.astype(np.float64)[None, :], vp.n, z)[0, 0]
+                    for vp in vps])
+    cohort = plda.score_projected(model.cohort_, 1, z)[:, 0]
+    out = []
+    for i, vp in enumerate(vps):
+        own = np.array([pool.index(i) if i in pool else -1])
+        t = pooled_top_stats(cohort, raw[pool], model.asnorm_top, own)
+        e = top_n_stats(plda.score_projected(vp.mean.astype(np.float64)[None, :], vp.n,
+                                             model.cohort_)[0], model.asnorm_top)
+        out.append(as_norm(raw[i], e, (t[0][0], t[1][0])))
+    return np.array(out)
+
+
+def test_adaptive_scores_equal_their_definition(small_model, takes, mixed):
+    _, probes = takes
+    gallery = Gallery(small_model, np.stack([vp.vector for vp in mixed]), adaptive_cohort=True)
+    assert gallery.adaptive_cohort and gallery.pool_ is None
+    for probe in probes:
+        np.testing.assert_allclose(gallery.scores(probe),
+                                   _adaptive_reference(small_model, mixed, probe),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_adaptive_scores_differ_from_the_cohort_only_ones(small_model, takes, mixed):
+    # not a no-op: the enrolled voiceprints move the probe's statistics
+    _, probes = takes
+    V = np.stack([vp.vector for vp in mixed])
+    plain, adaptive = Gallery(small_model, V), Gallery(small_model, V, adaptive_cohort=True)
+    diff = np.abs(plain.scores(probes[0]) - adaptive.scores(probes[0]))
+    assert diff.max() > 1e-3
+
+
+def test_adaptive_pool_above_its_limit_is_an_evenly_spaced_subset(small_model, takes, mixed,
+                                                                   monkeypatch):
+    import vpcore.gallery as gallery_module
+
+    monkeypatch.setattr(gallery_module, "ADAPTIVE_POOL", 4)
+    _, probes = takes
+    gallery = Gallery(small_model, np.stack([vp.vector for vp in mixed]), adaptive_cohort=True)
+    np.testing.assert_array_equal(gallery.pool_, [0, 2, 3, 5])
+    for probe in probes[:3]:  # rows 1 and 4 are outside the pool and keep all of it
+        np.testing.assert_allclose(gallery.scores(probe),
+                                   _adaptive_reference(small_model, mixed, probe, [0, 2, 3, 5]),
+                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(gallery.scores(probe, rows=[4, 2]),
+                                   gallery.scores(probe)[[4, 2]], rtol=1e-6)
+
+
+def test_adaptive_scores_of_a_group_are_those_of_the_whole_gallery(small_model, takes, mixed):
+    # the in-domain pool is every enrolled voiceprint, whatever group a search is limited to
+    _, probes = takes
+    gallery = Gallery(small_model, np.stack([vp.vector for vp in mixed]), adaptive_cohort=True)
+    for rows in ([1, 3], [5], [0, 1, 2, 3, 4]):
+        np.testing.assert_allclose(gallery.scores(probes[2], rows=rows),
+                                   gallery.scores(probes[2])[rows], rtol=1e-6)
+
+
+def test_score_vectors_match_the_gallery_row_they_replace(small_model, takes, mixed):
+    _, probes = takes
+    V = np.stack([vp.vector for vp in mixed])
+    gallery = Gallery(small_model, V, adaptive_cohort=True)
+    np.testing.assert_allclose(gallery.score_vectors(probes[1], V[[3, 1]], own=[3, 1]),
+                               gallery.scores(probes[1])[[3, 1]], rtol=1e-6)
+    # a vector that is not in the gallery pools with all of it
+    reference = _adaptive_reference(small_model, mixed + [mixed[3]], probes[1],
+                                    pool=range(len(mixed)))[-1]
+    np.testing.assert_allclose(gallery.score_vectors(probes[1], V[[3]]), [reference],
+                               rtol=1e-4, atol=1e-4)
+    with pytest.raises(ParameterError, match="own has 1 entries for 2 rows"):
+        gallery.score_vectors(probes[1], V[[3, 1]], own=[3])
+    with pytest.raises(ParameterError, match=r"own must lie in \[-1, 6\)"):
+        gallery.score_vectors(probes[1], V[[3]], own=[9])
+
+
+def test_adaptive_cohort_without_as_norm_changes_nothing(small_model, takes, mixed):
+    model = copy.copy(small_model)
+    model.asnorm_top = None
+    model.scorer_ = Scorer(small_model.plda_, calibration=small_model.calibration_)
+    _, probes = takes
+    V = np.stack([vp.vector for vp in mixed])
+    adaptive = Gallery(model, V, adaptive_cohort=True)
+    assert not adaptive.adaptive_cohort
+    np.testing.assert_array_equal(adaptive.scores(probes[0]), Gallery(model, V).scores(probes[0]))
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_adaptive_cohort_must_be_a_bool(small_model, mixed, value):
+    with pytest.raises(ParameterError, match="adaptive_cohort must be True or False"):
+        Gallery(small_model, np.stack([vp.vector for vp in mixed]), adaptive_cohort=value)

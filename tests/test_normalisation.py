@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from vpcore.errors import ParameterError
-from vpcore.normalisation import as_norm, top_n_stats
+from vpcore.normalisation import as_norm, pooled_top_stats, top_n_stats
 
 finite = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False)
 cohorts = hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 40)),
@@ -127,3 +127,82 @@ def test_invalid_top_n_raises_parameter_error(top_n):
 def test_empty_cohort_raises_parameter_error(shape):
     with pytest.raises(ParameterError, match="cohort"):
         top_n_stats(np.zeros(shape), 3)
+
+
+# -- adaptive in-domain cohort ------------------------------------------------------
+
+def _pooled_reference(cohort, in_domain, top_n, own):
+    """pooled_top_stats written from its definition: one pool per row, sorted."""
+    mus, sds = [], []
+    for o in own:
+        pool = np.concatenate([cohort, in_domain if o < 0 else np.delete(in_domain, o)])
+        k = int(min(len(pool), max(1, round(top_n * len(pool) / len(cohort)))))
+        top = np.sort(pool)[-k:]
+        mus.append(top.mean())
+        sds.append(max(top.std(), 1e-6))
+    return np.array(mus), np.array(sds)
+
+
+scores_1d = st.integers(1, 40).flatmap(
+    lambda n: hnp.arrays(np.float64, n, elements=st.floats(-1e3, 1e3, allow_nan=False)))
+in_domain_1d = st.integers(0, 60).flatmap(
+    lambda n: hnp.arrays(np.float64, n, elements=st.floats(-1e3, 1e3, allow_nan=False)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(scores_1d, in_domain_1d, st.integers(1, 50), st.data())
+def test_pooled_stats_equal_one_sorted_pool_per_row(cohort, in_domain, top_n, data):
+    own = np.array(data.draw(st.lists(st.integers(-1, len(in_domain) - 1), min_size=0,
+                                      max_size=12)), dtype=np.int64)
+    mean, std = pooled_top_stats(cohort, in_domain, top_n, own)
+    ref_mean, ref_std = _pooled_reference(cohort, in_domain, top_n, own)
+    assert mean.shape == std.shape == own.shape
+    scale = max(1.0, np.abs(np.concatenate([cohort, in_domain])).max())
+    np.testing.assert_allclose(mean, ref_mean, rtol=1e-9, atol=1e-9 * scale)
+    # the one-pass variance loses a little to cancellation against the two-pass reference
+    np.testing.assert_allclose(std, ref_std, rtol=1e-6, atol=1e-6 * scale)
+
+
+def test_pooled_stats_without_in_domain_scores_are_the_cohort_stats():
+    cohort = np.random.default_rng(3).normal(size=50)
+    mean, std = pooled_top_stats(cohort, np.zeros(0), 10, np.full(4, -1))
+    np.testing.assert_allclose(mean, top_n_stats(cohort, 10)[0])
+    np.testing.assert_allclose(std, top_n_stats(cohort, 10)[1])
+    # a single enrolled voiceprint, left out of its own pool, leaves the cohort alone too
+    mean, std = pooled_top_stats(cohort, np.array([40.0]), 10, np.array([0]))
+    np.testing.assert_allclose(mean, top_n_stats(cohort, 10)[0])
+
+
+def test_pooled_stats_leave_out_the_own_target_score():
+    # a genuine score far above every impostor score would inflate the probe's mean and
+    # spread if it stayed in: left out, its row sees the impostors only
+    rng = np.random.default_rng(4)
+    cohort, in_domain = rng.normal(size=100), rng.normal(size=20)
+    in_domain[7] = 25.0
+    mean, std = pooled_top_stats(cohort, in_domain, 10, np.array([7, -1, 3]))
+    assert mean[0] < 3.0 and std[0] < 1.5
+    assert mean[1] > mean[0] and std[1] > 3 * std[0]  # a row without it sees the target
+    assert mean[2] == pytest.approx(mean[1], rel=0.2)  # another row's own score is typical
+
+
+def test_pooled_top_count_keeps_the_cohort_fraction():
+    # 100 cohort + 100 in-domain scores with top_n 10: the top 20 of the 200 are used
+    cohort, in_domain = np.arange(100.0), np.arange(100.0) + 0.5
+    mean, _ = pooled_top_stats(cohort, in_domain, 10)
+    np.testing.assert_allclose(mean, np.sort(np.concatenate([cohort, in_domain]))[-20:].mean())
+
+
+@pytest.mark.parametrize("own, rule", [
+    (np.array([5]), r"own must lie in \[-1, 3\)"),
+    (np.array([-2]), r"own must lie in \[-1, 3\)"),
+    (np.array([0.5]), "own must be a 1-D array of indices"),
+    (np.array([[0]]), "own must be a 1-D array of indices"),
+])
+def test_pooled_stats_refuse_bad_own_indices(own, rule):
+    with pytest.raises(ParameterError, match=rule):
+        pooled_top_stats(np.ones(5), np.ones(3), 2, own)
+
+
+def test_pooled_stats_refuse_an_empty_cohort():
+    with pytest.raises(ParameterError, match="cohort_scores has no entries"):
+        pooled_top_stats(np.zeros(0), np.ones(3), 2, np.array([0]))

@@ -39,7 +39,7 @@ import numpy as np
 
 from ._validation import check_array, check_int
 from .errors import ParameterError
-from .normalisation import top_n_stats
+from .normalisation import pooled_top_stats, top_n_stats
 from .voiceprint import RowLayout
 
 __all__ = ["Scorer", "PreparedRows"]
@@ -214,26 +214,47 @@ class Scorer:
             out[sel] = cross + offset[sel, None] + const[None, :]
         return out
 
-    def probe_stats(self, Z):
-        """Probe-side AS-norm statistics ``(mu_t, sd_t)``, each of shape (P,)."""
-        return top_n_stats(self.raw(self._cohort_rows, Z).T, self.asnorm_top)
+    def probe_stats(self, Z, in_domain=None, own=None):
+        """Probe-side AS-norm statistics ``(mu_t, sd_t)``.
 
-    def normalise(self, llr, rows, Z, select=None):
-        """AS-norm of ``llr`` (E, P) from :meth:`raw`, in place (no-op without AS-norm)."""
+        Without ``in_domain``: over the cohort, each of shape (P,). With it
+        (one probe only): over the cohort pooled with ``in_domain``, the
+        probe's raw scores against enrolled voiceprints, leaving out for each
+        output row its own score ``in_domain[own[i]]`` (-1: none); each of
+        shape ``(len(own),)`` (see :func:`~vpcore.normalisation.pooled_top_stats`).
+        """
+        cohort = self.raw(self._cohort_rows, Z)
+        if in_domain is None:
+            return top_n_stats(cohort.T, self.asnorm_top)
+        if cohort.shape[1] != 1:
+            raise ParameterError(f"in_domain scores need one probe, got {cohort.shape[1]}")
+        if own is None:
+            raise ParameterError("in_domain needs own: the index of each row's own score "
+                                 "in in_domain, or -1")
+        return pooled_top_stats(cohort[:, 0], in_domain, self.asnorm_top, own)
+
+    def normalise(self, llr, rows, Z, select=None, in_domain=None, own=None):
+        """AS-norm of ``llr`` (E, P) from :meth:`raw`, in place (no-op without AS-norm).
+
+        ``in_domain`` and ``own`` (one probe): the adaptive in-domain cohort of
+        :meth:`probe_stats`, ``own`` of length E.
+        """
         if self.asnorm_top is None:
             return llr
         dtype = rows.dtype.type
-        mu_t, sd_t = self.probe_stats(Z)
+        mu_t, sd_t = self.probe_stats(Z, in_domain, own)
+        a, b = (1.0 / sd_t).astype(dtype), (mu_t / sd_t).astype(dtype)
+        a, b = (a[None, :], b[None, :]) if in_domain is None else (a[:, None], b[:, None])
         scale, shift = rows.scale, rows.shift
         if select is not None:
             scale, shift = scale[select], shift[select]
-        llr *= scale[:, None] + (1.0 / sd_t).astype(dtype)[None, :]
+        llr *= scale[:, None] + a
         llr -= shift[:, None]
-        llr -= (mu_t / sd_t).astype(dtype)[None, :]
+        llr -= b
         llr *= dtype(0.5)
         return llr
 
-    def scores(self, rows, Z, select=None):
+    def scores(self, rows, Z, select=None, in_domain=None, own=None):
         """Normalised scores (PLDA LLR, then AS-norm) of probes ``Z`` (P, R) against ``rows``.
 
         Parameters
@@ -243,6 +264,8 @@ class Scorer:
             Probes in PLDA space.
         select : ndarray of int or None
             Row indices to score; None scores all.
+        in_domain, own : ndarray or None
+            The adaptive in-domain cohort of :meth:`probe_stats` (one probe).
 
         Returns
         -------
@@ -251,8 +274,10 @@ class Scorer:
         """
         if select is not None and 4 * len(select) >= len(rows):
             # scoring everything streams the matrix once; gathering would copy it
-            return self.normalise(self.raw(rows, Z), rows, Z)[select]
-        return self.normalise(self.raw(rows, Z, select), rows, Z, select)
+            llr = self.raw(rows, Z)[select]
+        else:
+            llr = self.raw(rows, Z, select)
+        return self.normalise(llr, rows, Z, select, in_domain, own)
 
     # ----------------------------------------------------------- calibration ---
     def _calibration(self):
