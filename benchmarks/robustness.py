@@ -7,6 +7,7 @@ non-target trials per condition)::
 
     python benchmarks/robustness.py                     # the dev model (trained if missing)
     python benchmarks/robustness.py --model m.npz --name robustness-m
+    python benchmarks/robustness.py --adaptive-cohort --name robustness-dev-aug1-mc-adaptive
 
 ========== ==================================================================
 condition  probe
@@ -183,11 +184,18 @@ def enrolments(model, protocol, condition):
     return vps, enrol_takes
 
 
-def evaluate(model, protocol, conditions=CONDITIONS, progress=True):
-    """Metrics per condition for ``model`` -> {condition: dict}."""
+def evaluate(model, protocol, conditions=CONDITIONS, progress=True, adaptive_cohort=False):
+    """Metrics per condition for ``model`` -> {condition: dict}.
+
+    ``adaptive_cohort``: score as the service does by default, each probe's
+    AS-norm statistics pooling the cohort with its scores against the other
+    enrolled voiceprints (:class:`vpcore.gallery.Gallery`); else one trial at a
+    time with :meth:`VoiceprintModel.verify` (cohort only).
+    """
     from tqdm.auto import tqdm
 
     from vpcore import metrics
+    from vpcore.gallery import Gallery
 
     out = {}
     for condition in conditions:
@@ -195,17 +203,26 @@ def evaluate(model, protocol, conditions=CONDITIONS, progress=True):
         vps, enrol_takes = enrolments(model, protocol, condition)
         probes = {p: take(model, protocol, condition, p)
                   for p in tqdm(protocol.tests, desc=condition, disable=not progress)}
-        llr, conf, lab = [], [], []
+        keys = sorted(vps)
+        row = {key: i for i, key in enumerate(keys)}
+        gallery = (Gallery(model, np.stack([vps[k].vector for k in keys]), adaptive_cohort=True)
+                   if adaptive_cohort and keys else None)
+        by_probe = {}
+        llr, lab = [], []
         skipped = 0
         for label, key, test in protocol.trials:
             if key not in vps or probes[test] is None:
                 skipped += 1
                 continue
-            s = model.verify(vps[key], probes[test])
-            llr.append(s.llr)
-            conf.append(s.confidence)
+            if gallery is None:
+                llr.append(model.verify(vps[key], probes[test]).llr)
+            else:
+                if test not in by_probe:
+                    by_probe[test] = gallery.scores(probes[test]).astype(np.float64)
+                llr.append(float(by_probe[test][row[key]]))
             lab.append(label)
-        llr, conf, lab = np.array(llr), np.array(conf), np.array(lab, dtype=bool)
+        llr, lab = np.array(llr), np.array(lab, dtype=bool)
+        conf = model.scorer_.confidence(llr)
         cal = model.calibration_.predict_llr(llr)
         res = metrics.evaluate(llr, lab, llrs=cal)
         far, frr = metrics.far_frr(conf, lab, THRESHOLD)
@@ -290,6 +307,9 @@ def main(argv=None):
     parser.add_argument("--name", default="robustness-dev", help="result file name")
     parser.add_argument("--out-dir", help="folder of the result file")
     parser.add_argument("--cache", default=str(common.CACHE_DIR / "robustness"))
+    parser.add_argument("--adaptive-cohort", action="store_true",
+                        help="normalise each probe with the cohort pooled with its scores "
+                             "against the other enrolled voiceprints (the service's default)")
     args = parser.parse_args(argv)
 
     from vpcore.model import VoiceprintModel
@@ -302,13 +322,14 @@ def main(argv=None):
         common.train_dev_model(path, data)
     model = VoiceprintModel.load(path)
     protocol = Protocol(data, args.cache)
-    results = evaluate(model, protocol, args.conditions)
+    results = evaluate(model, protocol, args.conditions, adaptive_cohort=args.adaptive_cohort)
     print(table(results))
     print(sweep_table(results))
     out = common.write_result(args.name, {
         "benchmark": "robustness", "model": common.model_info(model, path),
         "protocol": {"seed": PROTOCOL_SEED, "version": PROTOCOL_VERSION,
-                     "threshold": THRESHOLD, "conditions": list(args.conditions)},
+                     "threshold": THRESHOLD, "conditions": list(args.conditions),
+                     "adaptive_cohort": bool(args.adaptive_cohort)},
         "results": results}, args.out_dir)
     print(f"wrote {out}", file=sys.stderr)
 

@@ -39,6 +39,11 @@ variable                         default                      meaning
                                                               passed since those failures
 ``VPCORE_GUARD_CONFIDENCE``      ``0.5``                      a 1-v-1 confidence below this is a
                                                               failed verification
+``VPCORE_ADAPTIVE_COHORT``       ``1`` (on)                   ``1``: the probe side of AS-norm
+                                                              pools the model's cohort with the
+                                                              probe's scores against the other
+                                                              enrolled voiceprints (at most
+                                                              10,000); ``0``: the cohort only
 ================================ ============================ ==================================
 
 A bad value raises :class:`ConfigError` naming the variable, the value and the rule.
@@ -93,6 +98,8 @@ class Config:
     guard_failures: int = 0
     guard_window: int = 300
     guard_confidence: float = 0.5
+    #: pool the cohort with the enrolled voiceprints on the probe side of AS-norm
+    adaptive_cohort: bool = True
 
     def __post_init__(self):
         _check_int("VPCORE_PORT", self.port, 1, 65535)
@@ -114,6 +121,9 @@ class Config:
         ) or not 0.0 <= self.guard_confidence <= 1.0:
             raise ConfigError(
                 f"VPCORE_GUARD_CONFIDENCE={self.guard_confidence!r} must be a number in [0, 1]")
+        if not isinstance(self.adaptive_cohort, bool):
+            raise ConfigError(
+                f"VPCORE_ADAPTIVE_COHORT={self.adaptive_cohort!r} must be 1 (on) or 0 (off)")
         if self.api_token is not None:
             from .security import TokenError, load_tokens
 
@@ -163,6 +173,7 @@ class Config:
             ("guard_failures", "VPCORE_GUARD_FAILURES", _parse_int),
             ("guard_window", "VPCORE_GUARD_WINDOW", _parse_int),
             ("guard_confidence", "VPCORE_GUARD_CONFIDENCE", _parse_float),
+            ("adaptive_cohort", "VPCORE_ADAPTIVE_COHORT", _parse_switch),
         ):
             raw = env.get(var)
             if raw is None or raw.strip() == "":
@@ -182,6 +193,13 @@ def _parse_int(text):
 def _parse_float(text):
     """number"""
     return float(text)
+
+
+def _parse_switch(text):
+    """switch: 1 (on) or 0 (off)"""
+    if text not in ("0", "1"):
+        raise ValueError(text)
+    return text == "1"
 
 
 def _check_int(var, value, low, high):

@@ -191,6 +191,29 @@ class VoiceprintIndex:
         return _Snapshot(generation, names, group_ids, group_rows, matrix,
                          self._make_gallery(matrix))
 
+    # -- scoring ---------------------------------------------------------------
+
+    def score(self, store, take, name, vector):
+        """Normalised score of ``take`` against one user's voiceprint row ``vector``.
+
+        Scored by the current snapshot's gallery, so that a 1-v-1 score is the
+        one a 1-v-N search gives the same user (with the adaptive in-domain
+        cohort, the other enrolled voiceprints take part). When the snapshot's
+        row of ``name`` differs from ``vector`` (changed meanwhile) or is
+        missing, ``vector`` is scored in its place.
+        """
+        snapshot = self.refresh(store)
+        vector = np.asarray(vector, dtype=np.float32)
+        names = snapshot.names
+        i = int(np.searchsorted(names, name)) if len(names) else 0
+        own = -1
+        if i < len(names) and names[i] == name:
+            if np.array_equal(snapshot.matrix[i], vector):
+                return float(snapshot.gallery.scores(take, np.array([i]))[0])
+            own = i
+        return float(snapshot.gallery.score_vectors(take, vector[None, :],
+                                                    own=np.array([own]))[0])
+
     # -- search ----------------------------------------------------------------
 
     def search(self, store, take, group_ids=(), top_n=3):

@@ -11,6 +11,8 @@ import threading
 import time
 import zlib
 
+import numpy as np
+
 from vpcore.errors import AudioError, TooLittleSpeechError
 from vpcore.gallery import Gallery
 from vpcore.model import Take, Voiceprint, load_model
@@ -123,7 +125,8 @@ class VoiceprintService:
                 index = VoiceprintIndex(
                     lambda blob: Voiceprint.from_bytes(blob).vector,
                     model.voiceprint_dim,
-                    lambda matrix: Gallery(model, matrix),
+                    lambda matrix: Gallery(model, matrix,
+                                           adaptive_cohort=self.config.adaptive_cohort),
                 )
                 index.refresh(self._store)
                 self._index = index
@@ -256,9 +259,10 @@ class VoiceprintService:
             if self.guard.locked(store, req.user_name):
                 raise ApiError(VERIFY_LOCKED, data={"user_name": req.user_name,
                                                     "retry_after": self.guard.retry_after})
-            score = model.verify(Voiceprint.from_bytes(voiceprint), take)
-            self.guard.record(store, req.user_name, score.confidence)
-            data = {"user_name": req.user_name, "confidence": round_confidence(score.confidence)}
+            confidence = self._confidence(model, store, index, req.user_name,
+                                          Voiceprint.from_bytes(voiceprint), take)
+            self.guard.record(store, req.user_name, confidence)
+            data = {"user_name": req.user_name, "confidence": round_confidence(confidence)}
             if quality is not None:
                 data["quality"] = quality_json(quality)
             return data, {}
@@ -267,6 +271,16 @@ class VoiceprintService:
             raise ApiError(NO_CANDIDATES, data=None)
         extra = {} if quality is None else {"quality": quality_json(quality)}
         return [c.to_json() for c in candidates], extra
+
+    def _confidence(self, model, store, index, user_name, voiceprint, take):
+        """1-v-1 confidence: through the index's gallery with the adaptive in-domain
+        cohort (the same score a 1-v-N search gives this user), else the model's."""
+        if not self.config.adaptive_cohort:
+            return model.verify(voiceprint, take).confidence
+        if voiceprint.fingerprint != model.fingerprint:
+            return model.verify(voiceprint, take).confidence  # raises ModelError
+        llr = index.score(store, take, user_name, voiceprint.vector)
+        return float(model.scorer_.confidence(np.array([llr]))[0])
 
     # -- take quality (extension) ---------------------------------------------
 

@@ -14,6 +14,12 @@ def test_defaults():
     assert config.consistency_threshold == DEFAULT_CONSISTENCY_THRESHOLD == 0.05
     assert config.max_body == 2 * 1024 * 1024
     assert config.workers >= 1 and config.threads >= 1
+    assert config.adaptive_cohort is True
+
+
+@pytest.mark.parametrize("raw, value", [("1", True), ("0", False), (" 0 ", False)])
+def test_adaptive_cohort_switch(raw, value):
+    assert Config.from_env({"VPCORE_ADAPTIVE_COHORT": raw}).adaptive_cohort is value
 
 
 def test_every_variable_is_read():
@@ -39,7 +45,8 @@ def test_empty_variable_means_default():
     ("VPCORE_MAX_BODY", "1.5"), ("VPCORE_MAX_BODY", "10"), ("VPCORE_WORKERS", "0"),
     ("VPCORE_THREADS", "-1"), ("VPCORE_CONSISTENCY_THRESHOLD", "1.5"),
     ("VPCORE_CONSISTENCY_THRESHOLD", "nan"), ("VPCORE_CONSISTENCY_THRESHOLD", "high"),
-    ("VPCORE_LOG_LEVEL", "LOUD"),
+    ("VPCORE_LOG_LEVEL", "LOUD"), ("VPCORE_ADAPTIVE_COHORT", "yes"),
+    ("VPCORE_ADAPTIVE_COHORT", "2"), ("VPCORE_ADAPTIVE_COHORT", "true"),
 ])
 def test_bad_value_is_a_config_error_naming_the_variable(var, value):
     with pytest.raises(ConfigError, match=var):
@@ -56,7 +63,7 @@ def test_main_help_documents_the_variables(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     for var in ("VPCORE_PORT", "VPCORE_STORE", "VPCORE_MODEL", "VPCORE_CONSISTENCY_THRESHOLD",
-                "VPCORE_MAX_BODY", "VPCORE_WORKERS", "VPCORE_THREADS"):
+                "VPCORE_MAX_BODY", "VPCORE_WORKERS", "VPCORE_THREADS", "VPCORE_ADAPTIVE_COHORT"):
         assert var in out
 
 

@@ -461,3 +461,44 @@ def test_an_incrementally_refreshed_index_equals_a_full_reload(new_store_url, op
                                                                             groups, 4)
     finally:
         store.close()
+
+
+class _FixedStore:
+    """The two store calls a refresh needs, over a fixed set of voiceprints."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def generation(self):
+        return 1
+
+    def load_voiceprints(self):
+        return 1, self.rows
+
+
+def test_score_is_the_gallery_row_or_the_given_vector_in_its_place(model):
+    # VoiceprintIndex.score (the service's 1-v-1 path): the snapshot's row when it is the
+    # stored voiceprint; a changed or missing one is scored in its place, its old row
+    # left out of the adaptive in-domain cohort
+    from vpcore.gallery import Gallery
+    from vpcore.model import Voiceprint
+    from vpcore.synth import SyntheticSpeaker, synthesize
+
+    def voice(k, u):
+        return synthesize(SyntheticSpeaker.from_seed(k), duration=4.0, random_state=u)
+
+    vps = [model.enroll([voice(k, u) for u in (0, 1, 2)]) for k in range(4)]
+    names = ["ann", "ben", "cat", "dan"]
+    index = VoiceprintIndex(lambda blob: Voiceprint.from_bytes(blob).vector,
+                            model.voiceprint_dim,
+                            lambda V: Gallery(model, V, adaptive_cohort=True))
+    store = _FixedStore([(n, 0, vp.to_bytes()) for n, vp in zip(names, vps)])
+    probe = model.extract(voice(1, 7))
+    gallery = Gallery(model, np.stack([vp.vector for vp in vps]), adaptive_cohort=True)
+    row = gallery.scores(probe)
+    assert index.score(store, probe, "ben", vps[1].vector) == pytest.approx(row[1], rel=1e-6)
+    changed = model.enroll([voice(2, u) for u in (3, 4, 5)]).vector
+    assert index.score(store, probe, "ben", changed) == pytest.approx(
+        gallery.score_vectors(probe, changed[None, :], own=[1])[0], rel=1e-6)
+    assert index.score(store, probe, "eve", changed) == pytest.approx(
+        gallery.score_vectors(probe, changed[None, :])[0], rel=1e-6)

@@ -116,6 +116,46 @@ def test_1vN_confidences_equal_the_1v1_ones(population, voices):
         assert one == pytest.approx(match["confidence"], abs=1e-4)
 
 
+def _adaptive_confidences(model, voices, probe_voice, probe_utt, enrolled):
+    """The service's confidences by definition: a gallery of every enrolled voiceprint
+    (in name order) with the adaptive in-domain cohort."""
+    from vpcore.gallery import Gallery
+
+    V = np.stack([model.enroll([model.extract(voices.received(v, u)) for u in (0, 1, 2)]).vector
+                  for _, v in sorted(enrolled)])
+    gallery = Gallery(model, V, adaptive_cohort=True)
+    llr = gallery.scores(model.extract(voices.received(probe_voice, probe_utt)))
+    names = sorted(n for n, _ in enrolled)
+    return dict(zip(names, model.scorer_.confidence(llr))), dict(zip(names, llr))
+
+
+def test_1v1_with_others_enrolled_pools_them_into_the_normalisation(population, voices, model):
+    # the default VPCORE_ADAPTIVE_COHORT=1: the other enrolled users join the probe's
+    # cohort, so the 1-v-1 confidence is the gallery's, not the cohort-only one
+    enrolled = [("alice", 0), ("bob_", 1), ("carol", 2), ("dave", 3)]
+    expected, llrs = _adaptive_confidences(model, voices, 1, 3, enrolled)
+    for name, _ in enrolled:
+        got = population.verify(voices.wav(1, 3), user_name=name)["data"]["confidence"]
+        assert got == pytest.approx(round(expected[name], 4), abs=2e-4)
+    alone = model.verify(
+        model.enroll([model.extract(voices.received(0, u)) for u in (0, 1, 2)]),
+        model.extract(voices.received(1, 3))).llr
+    assert abs(alone - llrs["alice"]) > 1e-3  # the switch changes the score
+
+
+def test_1v1_with_adaptive_cohort_off_is_the_models_verify(make_app, voices, model):
+    api = make_app(adaptive_cohort=False)
+    for name, voice in (("alice", 0), ("bob_", 1), ("carol", 2)):
+        api.enroll_fully(name, voices, voice)
+    vp = model.enroll([model.extract(voices.received(0, u)) for u in (0, 1, 2)])
+    expected = model.verify(vp, model.extract(voices.received(1, 3))).confidence
+    assert api.verify(voices.wav(1, 3), user_name="alice")["data"]["confidence"] == \
+        round(expected, 4)
+    ranked = {m["user_name"]: m["confidence"]
+              for m in api.verify(voices.wav(1, 3), top_n=10)["data"]}
+    assert ranked["alice"] == pytest.approx(round(expected, 4), abs=1e-4)
+
+
 def test_1vN_top_n_defaults_to_3(population, voices):
     assert len(population.verify(voices.wav(0, 3))["data"]) == 3
 
