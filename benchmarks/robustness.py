@@ -22,6 +22,10 @@ channel    enrolment AND probe through one fixed unseen channel (microphone
            colouring and a small room): the shift of a new recording setup
 style      speaking-style proxy: tempo 0.8-1.25 (time stretch), vocal-effort
            tilt and level. Not emotional speech: there is no such corpus here
+emotion    an arousal proxy: pitch shifted by -3 to +6 semitones with the
+           spectral envelope kept, tempo 0.8-1.25, effort tilt and level moved
+           together (``vpcore.augment.speaking_style`` with wider ranges and
+           the protocol's seeds). Still a proxy, not acted emotion
 ========== ==================================================================
 
 Every condition is drawn with seeds and parameters other than those of
@@ -53,7 +57,8 @@ PRIORS = (0.1, 0.2, 0.3, 0.5)
 #: Consistency thresholds at which the enrolment check is also reported.
 CONSISTENCY_SWEEP = (0.02, 0.05, 0.1, 0.2, 0.3)
 PROTOCOL_SEED = 424242
-CONDITIONS = ("clean", "noise", "babble", "reverb", "telephone", "voip", "channel", "style")
+CONDITIONS = ("clean", "noise", "babble", "reverb", "telephone", "voip", "channel", "style",
+              "emotion")
 #: Bump when a condition's definition changes (part of the feature cache key).
 PROTOCOL_VERSION = 1
 
@@ -106,6 +111,12 @@ def degrade(condition, x, seed, babble_sources=None, _cache={}):
     rng = np.random.default_rng([PROTOCOL_SEED, *seed])
     if condition == "style":
         return _style(x, rng)
+    if condition == "emotion":
+        from vpcore.augment import speaking_style
+
+        y, _ = speaking_style(x, float(rng.uniform(-1.0, 1.0)), rng, semitones=(-3.0, 6.0),
+                              tempo=(0.8, 1.25))
+        return y
     if condition == "channel":
         if "channel" not in _cache:
             _cache["channel"] = _Channel()

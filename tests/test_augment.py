@@ -140,10 +140,10 @@ def test_equalise_changes_the_spectrum_not_the_length(speech):
 
 
 def test_augmenter_is_deterministic_and_seeds_matter(speech, talkers):
-    aug = Augmenter(random_state=3, n_rooms=2)
+    aug = Augmenter(conditions=augment.CONDITIONS, random_state=3, n_rooms=2)
     for cond in aug.conditions:
         a, info_a = aug.augment(speech, seed=[5, 1], condition=cond, babble_sources=talkers)
-        b, info_b = Augmenter(random_state=3, n_rooms=2).augment(
+        b, info_b = Augmenter(conditions=augment.CONDITIONS, random_state=3, n_rooms=2).augment(
             speech, seed=[5, 1], condition=cond, babble_sources=talkers)
         np.testing.assert_array_equal(a, b)
         assert info_a == info_b and info_a["condition"] == cond
@@ -174,6 +174,8 @@ def test_every_draw_is_a_valid_waveform(seed, speech, talkers):
     (dict(conditions=("telephone",), codecs=("mp3",)), "needs a narrowband codec"),
     (dict(n_rooms=0), "n_rooms=0 must be >= 1"),
     (dict(clip_probability=1.5), "clip_probability=1.5 must be <= 1"),
+    (dict(style_semitones=(-2.0, 20.0)), r"style_semitones\[1\]=20.0 must be <= 12"),
+    (dict(style_tempo=(1.2, 0.9)), "style_tempo=.*low <= high"),
 ])
 def test_bad_options_are_refused_up_front(kwargs, match):
     with pytest.raises(ParameterError, match=match):
@@ -194,3 +196,55 @@ def test_babble_without_sources_and_foreign_condition(speech):
         aug.augment(speech, seed=0, condition="reverb")
     with pytest.raises(VpcoreError):
         aug.augment(np.array([np.nan, 0.0]), seed=0)
+
+
+def _f0(x):
+    import librosa
+
+    f, voiced, _ = librosa.pyin(x, fmin=60, fmax=600, sr=SR, frame_length=1024)
+    return float(np.nanmedian(f[voiced]))
+
+
+def _envelope_db(x):
+    """Long-term spectrum in 500-Hz bands, dB (the formants' share, not the harmonics')."""
+    spec = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / SR)
+    return np.array([10 * np.log10(spec[(f >= lo) & (f < lo + 500)].mean())
+                     for lo in range(500, 6500, 500)])
+
+
+def test_shift_pitch_moves_the_pitch_and_keeps_envelope_and_level(speech):
+    speech = (0.3 * speech).astype(np.float32)  # room for the peaks: the level is then kept
+    up = augment.shift_pitch(speech, 4.0)
+    assert up.shape == speech.shape and up.dtype == np.float32
+    assert _f0(up) / _f0(speech) == pytest.approx(2 ** (4 / 12), rel=0.06)
+    assert _power(up) == pytest.approx(_power(speech), rel=0.02)
+    # the formants stay: each 500-Hz band within a few dB (the excitation
+    # alone, without its envelope re-applied, differs by 10-20 dB)
+    kept = np.abs(_envelope_db(up) - _envelope_db(speech))
+    assert np.median(kept) < 4.0 and kept.max() < 6.0
+    np.testing.assert_array_equal(augment.shift_pitch(speech, 0.0), speech)
+
+
+def test_speaking_style_follows_arousal(speech):
+    rng = lambda: np.random.default_rng(4)  # noqa: E731
+    low, low_info = augment.speaking_style(speech, -1.0, rng())
+    high, high_info = augment.speaking_style(speech, 1.0, rng())
+    assert low_info["semitones"] < high_info["semitones"]
+    assert -2.0 <= low_info["semitones"] and high_info["semitones"] <= 5.0
+    assert 0.85 <= low_info["tempo"] <= 1.2 and 0.85 <= high_info["tempo"] <= 1.2
+    assert len(high) == pytest.approx(len(speech) / high_info["tempo"], rel=0.01)
+    assert _f0(high) > _f0(low)
+    bright = lambda y: _band_power(y, 2000, 6000) / _band_power(y, 0, 2000)  # noqa: E731
+    assert bright(high) > bright(low)  # raised effort is brighter
+    assert np.max(np.abs(high)) <= 1.0 and np.all(np.isfinite(low))
+
+
+def test_style_is_not_drawn_unless_asked(speech, talkers):
+    assert "style" in augment.CONDITIONS and "style" not in augment.DEFAULT_CONDITIONS
+    assert Augmenter().conditions == augment.DEFAULT_CONDITIONS
+    y, info = Augmenter(conditions=("style",)).augment(speech, seed=3)
+    assert info["condition"] == "style" and -1 <= info["arousal"] <= 1
+    assert len(y) == pytest.approx(len(speech) / info["tempo"], rel=0.01)
+    with pytest.raises(ParameterError, match="semitones=13.0 must be <= 12"):
+        augment.shift_pitch(speech, 13.0)

@@ -25,6 +25,11 @@ voip       wideband VoIP or lossy streaming: G.722, Opus or MP3 at 16 kHz at
 mic        microphone and level: a random equaliser (shelves and peaks of
            +-``eq_db``), a gain drawn from ``gain_db`` and, sometimes, hard
            clipping
+style      speaking style, the way arousal moves it (anger and joy against
+           sadness): one draw of arousal sets a pitch shift of the voice
+           with its spectral envelope kept (``style_semitones``), a tempo
+           (``style_tempo``), a vocal-effort tilt and a level. Not in the
+           default draw (``DEFAULT_CONDITIONS``)
 ========== =================================================================
 
 Codecs go through PyAV (FFmpeg); a codec this installation lacks is refused
@@ -53,13 +58,15 @@ from ._validation import check_float, check_int
 from .audio import SAMPLE_RATE, check_waveform
 from .errors import ParameterError
 
-__all__ = ["CONDITIONS", "CODECS", "Augmenter", "available_codecs", "coloured_noise",
+__all__ = ["CONDITIONS", "DEFAULT_CONDITIONS", "CODECS", "Augmenter", "available_codecs", "coloured_noise",
            "nonstationary_noise", "add_noise", "babble", "room_impulse_response",
            "reverberate", "band_limit", "spectral_tilt", "codec_round_trip", "telephone", "equalise",
-           "gain_and_clip"]
+           "gain_and_clip", "shift_pitch", "speaking_style"]
 
-#: Names of the conditions :class:`Augmenter` knows, in its default order.
-CONDITIONS = ("noise", "babble", "reverb", "telephone", "voip", "mic")
+#: Names of the conditions :class:`Augmenter` knows.
+CONDITIONS = ("noise", "babble", "reverb", "telephone", "voip", "mic", "style")
+#: The conditions an :class:`Augmenter` draws from unless told otherwise.
+DEFAULT_CONDITIONS = ("noise", "babble", "reverb", "telephone", "voip", "mic")
 
 
 @dataclass(frozen=True)
@@ -368,6 +375,97 @@ def gain_and_clip(samples, gain_db, clip=None):
     return np.clip(y, -1.0, 1.0).astype(np.float32)
 
 
+# -------------------------------------------------------- speaking style ---
+
+def _lpc_frames(x, order, frame, hop):
+    """Hann-windowed frames of ``x`` (padded) and their LPC polynomials."""
+    import librosa
+
+    pad = np.concatenate([np.zeros(frame), x, np.zeros(frame)])
+    n = 1 + (len(pad) - frame) // hop
+    window = scipy.signal.get_window("hann", frame, fftbins=True)
+    frames = np.lib.stride_tricks.sliding_window_view(pad, frame)[::hop][:n] * window
+    quiet = np.sum(frames * frames, axis=1) < 1e-12
+    a = np.zeros((n, order + 1))
+    a[:, 0] = 1.0
+    if (~quiet).any():
+        # a little white floor keeps each frame's normal equations well conditioned
+        loud = frames[~quiet] + 1e-6 * np.random.default_rng(0).standard_normal(
+            (int((~quiet).sum()), frame))
+        a[~quiet] = librosa.lpc(loud, order=order, axis=-1)
+    return pad, window, a
+
+
+def _overlap_add(frames, hop, length):
+    out = np.zeros(length)
+    for i, f in enumerate(frames):
+        out[i * hop:i * hop + len(f)] += f
+    return out
+
+
+def shift_pitch(samples, semitones, order=18, sample_rate=SAMPLE_RATE):
+    """Shift a voice's pitch by ``semitones`` while keeping its spectral envelope.
+
+    Source-filter split: per 32-ms frame (hop 8 ms) a linear-prediction
+    filter of ``order`` is the envelope (the vocal tract) and its inverse
+    leaves the excitation; the excitation alone is pitch-shifted
+    (:func:`librosa.effects.pitch_shift`, which moves every frequency by the
+    factor) and filtered again by each frame's envelope. The formants stay
+    where they were, so the voice sounds higher or lower, not smaller or
+    larger. The level is kept (lowered only where peaks would clip).
+    """
+    import librosa
+
+    x = check_waveform(samples, sample_rate).astype(np.float64)
+    semitones = check_float("semitones", semitones, low=-12.0, high=12.0)
+    order = check_int("order", order, low=2, high=40)
+    if semitones == 0.0 or not np.any(x):
+        return x.astype(np.float32)
+    frame, hop = int(0.032 * sample_rate), int(0.008 * sample_rate)
+    pad, window, a = _lpc_frames(x, order, frame, hop)
+    # Hann frames at a quarter hop overlap-add to 2 (analysis) and, windowed
+    # twice, to 1.5 (synthesis): both constants divide out below
+    idx = np.arange(len(a))[:, None] * hop + np.arange(frame)
+    residual = _overlap_add([scipy.signal.lfilter(ai, [1.0], pad[j]) * window
+                             for ai, j in zip(a, idx)], hop, len(pad)) / 2.0
+    shifted = librosa.effects.pitch_shift(residual.astype(np.float32), sr=sample_rate,
+                                          n_steps=semitones).astype(np.float64)
+    y = _overlap_add([scipy.signal.lfilter([1.0], ai, shifted[j] * window) * window
+                      for ai, j in zip(a, idx)], hop, len(pad)) / 1.5
+    y = y[frame:frame + len(x)]
+    gain = np.sqrt(_power(x) / max(_power(y), 1e-20))
+    return _safe_level(y * gain)
+
+
+def speaking_style(samples, arousal, rng, semitones=(-2.0, 5.0), tempo=(0.85, 1.2),
+                   sample_rate=SAMPLE_RATE):
+    """The voice moved along arousal: pitch, tempo, vocal effort and level together.
+
+    ``arousal`` in [-1, 1] (sad and soft to angry or elated) sets, with a
+    little jitter from ``rng``, a pitch shift within ``semitones`` (the
+    envelope kept: :func:`shift_pitch`), a tempo within ``tempo``
+    (:func:`librosa.effects.time_stretch`), a spectral tilt (raised effort is
+    brighter) and a level change of -8 to +6 dB.
+    """
+    import librosa
+
+    x = check_waveform(samples, sample_rate)
+    arousal = check_float("arousal", arousal, low=-1.0, high=1.0)
+    lo, hi = _check_range("semitones", semitones, -12.0, 12.0)
+    t_lo, t_hi = _check_range("tempo", tempo, 0.5, 2.0)
+    u = float(np.clip((arousal + 1) / 2 + rng.uniform(-0.15, 0.15), 0.0, 1.0))
+    steps = lo + u * (hi - lo)
+    rate = float(np.exp(np.log(t_lo) + float(np.clip(u + rng.uniform(-0.3, 0.3), 0, 1))
+                        * (np.log(t_hi) - np.log(t_lo))))
+    y = shift_pitch(x, steps, sample_rate=sample_rate)
+    y = librosa.effects.time_stretch(y, rate=rate).astype(np.float64)
+    y = spectral_tilt(y, float(np.clip(0.3 - 0.6 * u + rng.uniform(-0.1, 0.1), -0.9, 0.9)))
+    y = y * 10 ** ((-8.0 + 14.0 * u) / 20)
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    y = y * min(1.0, 0.99 / peak) if peak > 0 else y
+    return y.astype(np.float32), {"semitones": float(steps), "tempo": rate}
+
+
 # ------------------------------------------------------------- augmenter ---
 
 def _check_range(name, value, low, high):
@@ -410,6 +508,11 @@ class Augmenter:
         Level change range of ``mic``.
     clip_probability : float
         Chance that a ``mic`` copy is also clipped (at 0.3-0.8 of full scale).
+    style_semitones : (float, float)
+        Pitch shift range of ``style``, semitones within [-12, 12].
+    style_tempo : (float, float)
+        Tempo range of ``style`` (1: unchanged; 1.2 speaks 20 % faster and the
+        copy is shorter), within [0.5, 2].
     random_state : int
         Seed of the room bank and the base of every draw.
 
@@ -424,10 +527,10 @@ class Augmenter:
     True
     """
 
-    def __init__(self, conditions=CONDITIONS, snr_db=(0.0, 20.0), babble_snr_db=(0.0, 15.0),
+    def __init__(self, conditions=DEFAULT_CONDITIONS, snr_db=(0.0, 20.0), babble_snr_db=(0.0, 15.0),
                  babble_talkers=(3, 7), rt60=(0.2, 1.0), distance=(0.5, 4.0), n_rooms=24,
                  codecs=None, eq_db=8.0, gain_db=(-20.0, 10.0), clip_probability=0.3,
-                 random_state=0):
+                 style_semitones=(-2.0, 5.0), style_tempo=(0.85, 1.2), random_state=0):
         self.conditions = tuple(conditions)
         self.snr_db = snr_db
         self.babble_snr_db = babble_snr_db
@@ -439,6 +542,8 @@ class Augmenter:
         self.eq_db = eq_db
         self.gain_db = gain_db
         self.clip_probability = clip_probability
+        self.style_semitones = style_semitones
+        self.style_tempo = style_tempo
         self.random_state = random_state
         self._validate()
         self._rooms = None
@@ -462,6 +567,8 @@ class Augmenter:
         check_float("eq_db", self.eq_db, low=0.0, high=24.0)
         _check_range("gain_db", self.gain_db, -60.0, 40.0)
         check_float("clip_probability", self.clip_probability, low=0.0, high=1.0)
+        _check_range("style_semitones", self.style_semitones, -12.0, 12.0)
+        _check_range("style_tempo", self.style_tempo, 0.5, 2.0)
         check_int("random_state", self.random_state, low=0)
         codecs = available_codecs() if self.codecs is None else tuple(self.codecs)
         for c in codecs:
@@ -517,7 +624,8 @@ class Augmenter:
 
         Returns
         -------
-        waveform : ndarray (n_samples,), float32
+        waveform : ndarray, float32
+            As long as ``samples``, except in ``style``, whose tempo changes it.
         info : dict
             The condition and the parameters drawn (e.g. ``snr_db``).
         """
@@ -559,6 +667,10 @@ class Augmenter:
             rates = CODECS[codec].bit_rates
             info.update(codec=codec)
             y = codec_round_trip(x, codec, bit_rate=int(rng.choice(rates)) if rates else None)
+        elif condition == "style":
+            arousal = float(rng.uniform(-1.0, 1.0))
+            y, drawn = speaking_style(x, arousal, rng, self.style_semitones, self.style_tempo)
+            info.update(arousal=arousal, **drawn)
         else:  # mic
             y = equalise(x, rng, self.eq_db)
             gain = float(rng.uniform(*self.gain_db))

@@ -360,8 +360,8 @@ def build_parser():
                         "telephone, VoIP, microphone) as extra sessions of the backend, PLDA "
                         "and calibration, 0..20 (0: clean only); needs the 'augment' extra")
     t.add_argument("--augment-conditions", type=_conditions_type, metavar="A,B,...",
-                   help="conditions of the copies, comma-separated (default: all of "
-                        "noise,babble,reverb,telephone,voip,mic)")
+                   help="conditions of the copies, comma-separated (default: "
+                        "noise,babble,reverb,telephone,voip,mic; style is also known)")
     t.add_argument("--no-vad", action="store_true", help="keep every frame (not advised)")
     t.add_argument("--jobs", type=_JOBS, default=1,
                    help="processes for feature extraction, >= 1 or -1 = all cores (1)")

@@ -63,7 +63,7 @@ class VoiceprintModel(BaseEstimator):
         by ``random_state``), extra sessions of their speaker for LDA and PLDA
         (:func:`vpcore.recipe.fit_waveforms`). 0: clean speech only.
     augment_conditions : tuple of str or None
-        Conditions of the copies (None: all of ``vpcore.augment.CONDITIONS``).
+        Conditions of the copies (None: ``vpcore.augment.DEFAULT_CONDITIONS``).
     features : FeatureOptions
     n_jobs : int
         Processes for feature extraction (joblib).

@@ -95,9 +95,10 @@ BABBLE_POOL = 8
 def make_augmenter(params):
     """The :class:`~vpcore.augment.Augmenter` of ``params.augment_conditions``, seeded by
     ``params.random_state``; ParameterError for unknown conditions or missing codecs."""
-    from .augment import CONDITIONS, Augmenter
+    from .augment import CONDITIONS, DEFAULT_CONDITIONS, Augmenter
 
-    conditions = CONDITIONS if params.augment_conditions is None else params.augment_conditions
+    conditions = (DEFAULT_CONDITIONS if params.augment_conditions is None
+                  else params.augment_conditions)
     if isinstance(conditions, str) or not hasattr(conditions, "__iter__"):
         raise ParameterError(f"augment_conditions={conditions!r} must be a sequence of "
                              f"condition names out of {list(CONDITIONS)}")
