@@ -148,7 +148,9 @@ class WCCN(TransformerMixin, BaseEstimator):
 class LengthNorm(TransformerMixin, BaseEstimator):
     """Scale each row to norm ``sqrt(R)`` (Kaldi's convention), keeping unit variance per dim.
 
-    A row of zeros stays zero.
+    A row of zeros stays zero. Each row is first divided by its largest
+    magnitude, so rows far from 1 in scale (whose squares would underflow to
+    subnormals or overflow) still come out at norm ``sqrt(R)`` to rounding.
     """
 
     def fit(self, X, y=None):
@@ -157,6 +159,8 @@ class LengthNorm(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         X = check_array("X", X, ndim=2)
+        peak = np.max(np.abs(X), axis=1, keepdims=True) if X.size else X[:, :1]
+        X = X / np.where(peak > 0, peak, 1.0)
         norms = np.linalg.norm(X, axis=1, keepdims=True)
         return X * (np.sqrt(X.shape[1]) / np.where(norms > 0, norms, 1.0))
 
