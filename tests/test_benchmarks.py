@@ -5,6 +5,7 @@ here every script runs on a small synthetic model, a handful of utterances,
 N = 1000 voiceprints, and a few requests to a real server process.
 """
 
+import copy
 import json
 import subprocess
 import sys
@@ -427,3 +428,27 @@ def test_speech_equivalence_counts_equal_cues_and_changed_decisions():
 
     other = speech_equivalence.compare(speech_cues, always_speech, inputs)
     assert other["decisions_differ"] == 2 and other["differing_inputs"] == ["a", "b"]
+
+
+def test_backend_sweep_rebuilds_the_recipes_units(synthetic_corpus):
+    pytest.importorskip("pyroomacoustics")
+    pytest.importorskip("av")
+    from benchmarks import backend_sweep
+    from vpcore.model import VoiceprintModel
+
+    waves = [c[2] for c in synthetic_corpus]
+    speakers = [c[0] for c in synthetic_corpus]
+    small = dict(n_components=16, tv_rank=20, lda_dim=10, asnorm_top=20, random_state=0)
+    model = VoiceprintModel(**small, augment_copies=1).fit(waves, speakers)
+    units = backend_sweep.recipe_units(model, waves, speakers)
+    ivecs, spk, origin, x_ivecs, x_spk, x_origin = units
+    assert len(ivecs) + len(x_ivecs) == (model.training_summary_["backend_units"]
+                                         + model.training_summary_["extra_units"])
+    assert all(speakers[i] == s for i, s in zip(x_origin, x_spk))  # a copy keeps its speaker
+    # refitted with the model's own options, the backend is the model's, bit for bit
+    same = backend_sweep.refit(copy.deepcopy(model), units)
+    assert same.fingerprint == model.fingerprint
+    assert backend_sweep.same_backend(same, model) == 0.0
+    other = backend_sweep.refit(copy.deepcopy(model), units, lda_dim=6)
+    assert other.lda_dim == 6 and other.fingerprint != model.fingerprint
+    assert other.backend_.transform(ivecs[:3]).shape == (3, 6)
