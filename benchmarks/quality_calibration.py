@@ -4,14 +4,20 @@ On the robustness development protocol (``benchmarks/robustness.py``), every
 trial's normalised score is paired with three quality measures of its probe:
 the SNR estimate of :func:`vpcore.quality.snr_estimate`, a band-limitation
 measure (energy above 3.8 kHz against 300-3400 Hz, in dB: a telephone
-channel has none up there) and the log number of speech frames. Two
+channel has none up there), the log number of speech frames and the UBM's
+average log-likelihood per speech frame (how far the probe's features have
+moved from the training speech the UBM models; reverberation and a changed
+speaking style move them too, which the first three do not see). Three
 calibrations are then fitted on the pooled trials of every condition **of
 the development protocol itself** (so the figures are an upper bound of
 what either could do, not a result to report as accuracy):
 
 * ``affine``: ``llr = a s + b`` (what the shipped model does);
-* ``quality``: ``llr = a s + b + w . q`` (quality-measure functions in the
-  manner of Nautsch et al. 2016), both by prior-weighted logistic regression.
+* ``quality``: ``llr = a s + b + w . q`` with the first three measures
+  (quality-measure functions in the manner of Nautsch et al. 2016);
+* ``quality+ubm``: the same with the UBM log-likelihood as a fourth measure,
+
+all by prior-weighted logistic regression.
 
 For each, FAR and FRR per condition at the LLR behind confidence 0.7 under
 the model's prior, and at a lower LLR::
@@ -60,14 +66,15 @@ def probe_quality(protocol, condition, path, cache_dir):
 
 
 def trials(model, protocol, condition, cache_dir):
-    """``(scores, quality (M, 3), labels)`` of a condition's scorable trials."""
+    """``(scores, quality (M, 4), labels)`` of a condition's scorable trials."""
     vps, _ = robustness.enrolments(model, protocol, condition)
     probes = {}
     for test in protocol.tests:
         t = robustness.take(model, protocol, condition, test)
         if t is not None:
             q = probe_quality(protocol, condition, test, cache_dir)
-            probes[test] = (t, [*q, np.log(t.n_frames)])
+            frames = protocol.features(model.feature_options_, condition, test)
+            probes[test] = (t, [*q, np.log(t.n_frames), model.ubm_.score(frames)])
     s, q, y = [], [], []
     for label, key, test in protocol.trials:
         if key in vps and test in probes:
@@ -82,9 +89,10 @@ def _design(s, q, kind):
     if kind == "affine":
         return s[:, None]
     # scaled so that the regression's default penalty weighs them alike
-    scaled = np.column_stack([np.clip(q[:, 0], -10, 40) / 10, np.clip(q[:, 1], -60, 0) / 10,
-                              q[:, 2]])
-    return np.column_stack([s, scaled])
+    scaled = [np.clip(q[:, 0], -10, 40) / 10, np.clip(q[:, 1], -60, 0) / 10, q[:, 2]]
+    if kind == "quality+ubm":
+        scaled.append(q[:, 3] / 10)
+    return np.column_stack([s, *scaled])
 
 
 def fit_llr(X, y, prior):
@@ -116,7 +124,7 @@ def main(argv=None):
     prior = model.calibration_prior
     thresholds = [robustness._llr_at(robustness.THRESHOLD, prior), *EXTRA_THRESHOLDS]
     results = {}
-    for kind in ("affine", "quality"):
+    for kind in ("affine", "quality", "quality+ubm"):
         X = np.concatenate([_design(s, q, kind) for s, q, _ in per.values()])
         y = np.concatenate([lab for _, _, lab in per.values()])
         llr_of, lr = fit_llr(X, y, prior)
@@ -132,10 +140,17 @@ def main(argv=None):
             print(f"| {cond} | " + " | ".join(
                 f"LLR {t}: {100 * v['far']:.2f} / {100 * v['frr']:.1f} %" for t, v in r.items())
                 + " |")
+    names = ("snr_estimate_db", "band_limitation_db", "log_speech_frames",
+             "ubm_mean_frame_loglik")
+    means = {cond: dict(zip(names, np.round(q.mean(axis=0), 3).tolist()))
+             for cond, (_, q, _) in per.items()}
+    for cond, m in means.items():
+        print(f"| {cond} | " + " | ".join(f"{k} {v}" for k, v in m.items()) + " |")
     common.write_result(args.name, {
         "benchmark": "quality_calibration", "model": common.model_info(model, path),
+        "quality_means": means,
         "note": "fitted and evaluated on the same development trials: an upper bound",
-        "quality_measures": ["snr_estimate_db", "band_limitation_db", "log_speech_frames"],
+        "quality_measures": list(names),
         "prior": prior, "results": results})
 
 
