@@ -452,3 +452,35 @@ def test_backend_sweep_rebuilds_the_recipes_units(synthetic_corpus):
     other = backend_sweep.refit(copy.deepcopy(model), units, lda_dim=6)
     assert other.lda_dim == 6 and other.fingerprint != model.fingerprint
     assert other.backend_.transform(ivecs[:3]).shape == (3, 6)
+
+
+def test_two_sided_rows_pool_the_other_voiceprints(small_model, synthetic_corpus):
+    from benchmarks.two_sided_cohort import common_threshold, two_sided_rows
+    from vpcore.normalisation import top_n_stats
+
+    by_spk = {}
+    for spk, _, wave in synthetic_corpus:
+        by_spk.setdefault(spk, []).append(wave)
+    V = np.stack([small_model.enroll([small_model.extract(w) for w in waves[:3]]).vector
+                  for waves in list(by_spk.values())[:6]])
+    W = two_sided_rows(small_model, V)
+    sc, L = small_model.scorer_, small_model.scorer_.layout
+    np.testing.assert_array_equal(W[:, L.mean], V[:, L.mean])  # only the statistics change
+    rows = sc.prepare(V.astype(np.float64), np.float64)
+    cohort = sc.raw(rows, sc.cohort)
+    dom = sc.raw(rows, V[:, L.mean].astype(np.float64))
+    K, P = cohort.shape[1], cohort.shape[1] + len(V) - 1
+    for e in range(len(V)):  # by definition: the top of cohort + the other rows, own left out
+        pool = np.concatenate([cohort[e], np.delete(dom[e], e)])
+        mu, sd = top_n_stats(pool, min(P, max(1, round(sc.asnorm_top * P / K))))
+        assert W[e, L.index("norm_mean")] == pytest.approx(mu, rel=1e-5, abs=1e-5)
+        assert W[e, L.index("norm_std")] == pytest.approx(sd, rel=1e-5, abs=1e-6)
+    # the common threshold keeps the worst condition's false accepts at the limit
+    rng = np.random.default_rng(0)
+    per = {c: (np.concatenate([rng.normal(m, 1, 50), rng.normal(0, 1, 500)]),
+               np.r_[np.ones(50, bool), np.zeros(500, bool)]) for c, m in (("a", 3), ("b", 2))}
+    t = common_threshold(per, 0.02)
+    assert max(np.mean(s[~y] >= t) for s, y in per.values()) <= 0.02
+    below = np.concatenate([s for s, _ in per.values()])
+    below = below[below < t].max()  # the next lower candidate already lets too many through
+    assert max(np.mean(s[~y] >= below) for s, y in per.values()) > 0.02
