@@ -71,7 +71,7 @@ def recipe_units(model, waveforms, speakers, n_jobs=1):
     executor = LocalExecutor()
 
     def units(features, spk):
-        keep = np.array([f is not None and len(f) > 0 for f in features])
+        keep = recipe._batch_lengths((0, features)) > 0  # the rule of recipe.train
         iv, unit_spk, origin = recipe.unit_ivectors(model, recipe.make_batches(list(features)),
                                                     model.ubm_, model.tv_, spk, keep, executor,
                                                     with_origin=True)
@@ -102,7 +102,8 @@ def cached_recipe_units(model, data, n_jobs, cache):
 
 
 def refit(model, units, **options):
-    """A copy of ``model`` with ``options`` set and its backend and scorer refitted."""
+    """``model`` with ``options`` set and its backend and scorer refitted on ``units``, in
+    place (pass a copy to keep the original); returns it."""
     from vpcore import recipe
 
     ivecs, spk, origin, x_ivecs, x_spk, x_origin = units

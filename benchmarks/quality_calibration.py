@@ -70,10 +70,10 @@ def trials(model, protocol, condition, cache_dir):
     vps, _ = robustness.enrolments(model, protocol, condition)
     probes = {}
     for test in protocol.tests:
-        t = robustness.take(model, protocol, condition, test)
-        if t is not None:
+        frames = protocol.features(model.feature_options_, condition, test)
+        if frames is not None:  # as robustness.take, whose features are needed here too
+            t = model.take_from_features(frames)
             q = probe_quality(protocol, condition, test, cache_dir)
-            frames = protocol.features(model.feature_options_, condition, test)
             probes[test] = (t, [*q, np.log(t.n_frames), model.ubm_.score(frames)])
     s, q, y = [], [], []
     for label, key, test in protocol.trials:

@@ -195,6 +195,41 @@ def enrolments(model, protocol, condition):
     return vps, enrol_takes
 
 
+def trial_scores(model, protocol, vps, probes, adaptive_cohort=False, rows_of=None):
+    """``(llr, labels, skipped)``: normalised scores of the trials with a voiceprint in ``vps``
+    and a usable probe in ``probes``, their labels, and how many trials were skipped.
+
+    ``adaptive_cohort``: through a :class:`vpcore.gallery.Gallery` of every
+    voiceprint (keys sorted), each probe's AS-norm pooling the others, as the
+    service scores; else one trial at a time with :meth:`VoiceprintModel.verify`.
+    ``rows_of`` maps the voiceprints' rows (E, width) to the rows the gallery
+    holds (default: as stored).
+    """
+    from vpcore.gallery import Gallery
+
+    keys = sorted(vps)
+    row = {key: i for i, key in enumerate(keys)}
+    gallery = None
+    if adaptive_cohort and keys:
+        V = np.stack([vps[k].vector for k in keys])
+        gallery = Gallery(model, V if rows_of is None else rows_of(V), adaptive_cohort=True)
+    by_probe = {}
+    llr, lab = [], []
+    skipped = 0
+    for label, key, test in protocol.trials:
+        if key not in vps or probes[test] is None:
+            skipped += 1
+            continue
+        if gallery is None:
+            llr.append(model.verify(vps[key], probes[test]).llr)
+        else:
+            if test not in by_probe:
+                by_probe[test] = gallery.scores(probes[test]).astype(np.float64)
+            llr.append(float(by_probe[test][row[key]]))
+        lab.append(label)
+    return np.array(llr), np.array(lab, dtype=bool), skipped
+
+
 def evaluate(model, protocol, conditions=CONDITIONS, progress=True, adaptive_cohort=False):
     """Metrics per condition for ``model`` -> {condition: dict}.
 
@@ -206,7 +241,6 @@ def evaluate(model, protocol, conditions=CONDITIONS, progress=True, adaptive_coh
     from tqdm.auto import tqdm
 
     from vpcore import metrics
-    from vpcore.gallery import Gallery
 
     out = {}
     for condition in conditions:
@@ -214,25 +248,7 @@ def evaluate(model, protocol, conditions=CONDITIONS, progress=True, adaptive_coh
         vps, enrol_takes = enrolments(model, protocol, condition)
         probes = {p: take(model, protocol, condition, p)
                   for p in tqdm(protocol.tests, desc=condition, disable=not progress)}
-        keys = sorted(vps)
-        row = {key: i for i, key in enumerate(keys)}
-        gallery = (Gallery(model, np.stack([vps[k].vector for k in keys]), adaptive_cohort=True)
-                   if adaptive_cohort and keys else None)
-        by_probe = {}
-        llr, lab = [], []
-        skipped = 0
-        for label, key, test in protocol.trials:
-            if key not in vps or probes[test] is None:
-                skipped += 1
-                continue
-            if gallery is None:
-                llr.append(model.verify(vps[key], probes[test]).llr)
-            else:
-                if test not in by_probe:
-                    by_probe[test] = gallery.scores(probes[test]).astype(np.float64)
-                llr.append(float(by_probe[test][row[key]]))
-            lab.append(label)
-        llr, lab = np.array(llr), np.array(lab, dtype=bool)
+        llr, lab, skipped = trial_scores(model, protocol, vps, probes, adaptive_cohort)
         conf = model.scorer_.confidence(llr)
         cal = model.calibration_.predict_llr(llr)
         res = metrics.evaluate(llr, lab, llrs=cal)

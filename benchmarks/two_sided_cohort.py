@@ -51,23 +51,12 @@ def two_sided_rows(model, V):
 
 def condition_scores(model, protocol, condition, two_sided):
     """Normalised scores and labels of a condition's trials through an adaptive gallery."""
-    from vpcore.gallery import Gallery
-
     vps, _ = robustness.enrolments(model, protocol, condition)
     probes = {p: robustness.take(model, protocol, condition, p) for p in protocol.tests}
-    keys = sorted(vps)
-    row = {k: i for i, k in enumerate(keys)}
-    V = np.stack([vps[k].vector for k in keys])
-    gallery = Gallery(model, two_sided_rows(model, V) if two_sided else V, adaptive_cohort=True)
-    by_probe, s, y = {}, [], []
-    for label, key, test in protocol.trials:
-        if key not in vps or probes[test] is None:
-            continue
-        if test not in by_probe:
-            by_probe[test] = gallery.scores(probes[test]).astype(np.float64)
-        s.append(by_probe[test][row[key]])
-        y.append(bool(label))
-    return np.array(s), np.array(y)
+    rows_of = (lambda V: two_sided_rows(model, V)) if two_sided else None
+    s, y, _ = robustness.trial_scores(model, protocol, vps, probes, adaptive_cohort=True,
+                                      rows_of=rows_of)
+    return s, y
 
 
 def common_threshold(per_condition, worst_far=WORST_FAR):
