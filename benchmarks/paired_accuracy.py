@@ -3,7 +3,8 @@
 ::
 
     python benchmarks/paired_accuracy.py cache/bench/dev_model_extractor_tv_rank150.npz \\
-        [more models] [--reference cache/bench/dev_model_augment1_mc.npz] [--draws 1000]
+        [more models] [--reference cache/bench/dev_model_augment1_mc.npz] [--draws 1000] \
+        [--adaptive-cohort]
 
 Every model scores the same trials of every condition of
 ``benchmarks/robustness.py`` (the same cached features). For EER, minDCF(0.01)
@@ -31,22 +32,18 @@ from benchmarks import common, robustness  # noqa: E402
 FIGURES = ("eer", "min_dcf_0.01", "far_at_0_7", "frr_at_0_7")
 
 
-def trial_scores(model, protocol, condition):
-    """``(key, label, llr, confidence)`` arrays of the condition's trials (NaN: skipped)."""
+def trial_scores(model, protocol, condition, adaptive_cohort=False):
+    """``(key, label, llr, confidence)`` arrays of the condition's trials (NaN: skipped);
+    ``adaptive_cohort`` scores through a gallery of the enrolled voiceprints, as the
+    service does (:func:`benchmarks.robustness.trial_scores`)."""
     vps, _ = robustness.enrolments(model, protocol, condition)
     probes = {p: robustness.take(model, protocol, condition, p) for p in protocol.tests}
-    keys, labels, llr, conf = [], [], [], []
-    for label, key, test in protocol.trials:
-        keys.append(key)
-        labels.append(bool(label))
-        if key in vps and probes[test] is not None:
-            s = model.verify(vps[key], probes[test])
-            llr.append(s.llr)
-            conf.append(s.confidence)
-        else:
-            llr.append(np.nan)
-            conf.append(np.nan)
-    return np.array(keys), np.array(labels), np.array(llr), np.array(conf)
+    keys, labels, llr = robustness.trial_scores(model, protocol, vps, probes, adaptive_cohort,
+                                                every_trial=True)
+    conf = np.full(len(llr), np.nan)
+    ok = ~np.isnan(llr)
+    conf[ok] = model.scorer_.confidence(llr[ok])
+    return keys, labels, llr, conf
 
 
 def figures(llr, conf, labels):
@@ -111,6 +108,8 @@ def main(argv=None):
                         choices=robustness.CONDITIONS)
     parser.add_argument("--name", default="paired-accuracy")
     parser.add_argument("--out-dir")
+    parser.add_argument("--adaptive-cohort", action="store_true",
+                        help="score through a gallery of the enrolled voiceprints, as the service")
     args = parser.parse_args(argv)
     from vpcore.model import load_model
 
@@ -119,8 +118,9 @@ def main(argv=None):
     variants = {path: load_model(common.ROOT / path) for path in args.models}
     out = {str(p): {} for p in args.models}
     for condition in args.conditions:
-        keys, labels, llr, conf = trial_scores(reference, protocol, condition)
-        scored = {p: trial_scores(m, protocol, condition)[2:] for p, m in variants.items()}
+        keys, labels, llr, conf = trial_scores(reference, protocol, condition, args.adaptive_cohort)
+        scored = {p: trial_scores(m, protocol, condition, args.adaptive_cohort)[2:]
+                  for p, m in variants.items()}
         usable = ~np.isnan(llr)
         for v_llr, _ in scored.values():
             usable &= ~np.isnan(v_llr)
@@ -135,6 +135,7 @@ def main(argv=None):
         print(table(comparison))
     result = common.write_result(args.name, {
         "benchmark": "paired_accuracy", "reference": str(args.reference),
+        "adaptive_cohort": args.adaptive_cohort,
         "draws": args.draws, "figures": list(FIGURES), "models": out}, args.out_dir)
     print(result)
     return 0

@@ -195,15 +195,19 @@ def enrolments(model, protocol, condition):
     return vps, enrol_takes
 
 
-def trial_scores(model, protocol, vps, probes, adaptive_cohort=False, rows_of=None):
+def trial_scores(model, protocol, vps, probes, adaptive_cohort=False, rows_of=None,
+                 every_trial=False):
     """``(llr, labels, skipped)``: normalised scores of the trials with a voiceprint in ``vps``
     and a usable probe in ``probes``, their labels, and how many trials were skipped.
 
     ``adaptive_cohort``: through a :class:`vpcore.gallery.Gallery` of every
-    voiceprint (keys sorted), each probe's AS-norm pooling the others, as the
-    service scores; else one trial at a time with :meth:`VoiceprintModel.verify`.
-    ``rows_of`` maps the voiceprints' rows (E, width) to the rows the gallery
-    holds (default: as stored).
+    voiceprint (keys sorted), each probe's AS-norm pooling the others (and,
+    for a model whose ``in_domain_cohort`` is ``"both"``, each voiceprint's
+    too), as the service scores; else one trial at a time with
+    :meth:`VoiceprintModel.verify`. ``rows_of`` maps the voiceprints' rows
+    (E, width) to the rows the gallery holds (default: as stored).
+    ``every_trial``: return ``(keys, labels, llr)`` over every trial of the
+    protocol instead, NaN where a trial is skipped.
     """
     from vpcore.gallery import Gallery
 
@@ -214,11 +218,15 @@ def trial_scores(model, protocol, vps, probes, adaptive_cohort=False, rows_of=No
         V = np.stack([vps[k].vector for k in keys])
         gallery = Gallery(model, V if rows_of is None else rows_of(V), adaptive_cohort=True)
     by_probe = {}
-    llr, lab = [], []
+    trial_keys, llr, lab = [], [], []
     skipped = 0
     for label, key, test in protocol.trials:
         if key not in vps or probes[test] is None:
             skipped += 1
+            if every_trial:
+                trial_keys.append(key)
+                llr.append(np.nan)
+                lab.append(label)
             continue
         if gallery is None:
             llr.append(model.verify(vps[key], probes[test]).llr)
@@ -226,7 +234,10 @@ def trial_scores(model, protocol, vps, probes, adaptive_cohort=False, rows_of=No
             if test not in by_probe:
                 by_probe[test] = gallery.scores(probes[test]).astype(np.float64)
             llr.append(float(by_probe[test][row[key]]))
+        trial_keys.append(key)
         lab.append(label)
+    if every_trial:
+        return np.array(trial_keys), np.array(lab, dtype=bool), np.array(llr)
     return np.array(llr), np.array(lab, dtype=bool), skipped
 
 

@@ -65,6 +65,11 @@ class VoiceprintIndex:
         ``matrix (N, R) -> gallery`` with ``gallery.search(take, top_n, rows)``
         returning ``(row indices, llrs, confidences)`` best first, ties by row
         (e.g. ``lambda V: vpcore.gallery.Gallery(model, V)``).
+    reuse_previous : bool, default False
+        Call ``make_gallery(matrix, previous)`` instead, ``previous`` being the
+        gallery of the snapshot being replaced on an incremental refresh (None
+        on a full load), so a gallery can keep what it computed for unchanged
+        rows (:class:`vpcore.gallery.Gallery`'s ``previous``).
 
     Attributes
     ----------
@@ -74,10 +79,11 @@ class VoiceprintIndex:
         Refreshes that applied only the changes.
     """
 
-    def __init__(self, to_vector, dim, make_gallery):
+    def __init__(self, to_vector, dim, make_gallery, reuse_previous=False):
         self._to_vector = to_vector
         self._dim = int(dim)
         self._make_gallery = make_gallery
+        self._reuse_previous = bool(reuse_previous)
         self._lock = threading.Lock()
         self.full_loads = 0
         self.incremental_updates = 0
@@ -138,7 +144,7 @@ class VoiceprintIndex:
         for i, (name, _, blob) in enumerate(rows):
             matrix[i] = self._vector(name, blob)
         group_ids = np.asarray([r[1] for r in rows], dtype=np.int64)
-        return self._snapshot_of(generation, names, group_ids, matrix)
+        return self._snapshot_of(generation, names, group_ids, matrix, None)
 
     def _apply(self, snapshot, generation, changed):
         """``snapshot`` with ``changed`` (``(name, group_id, blob or None)``) applied.
@@ -182,14 +188,15 @@ class VoiceprintIndex:
         matrix = np.empty((total, self._dim), dtype=np.float32)
         _copy_rows(matrix, kept_at, snapshot.matrix, kept)
         matrix[new_at] = vectors
-        return self._snapshot_of(generation, names, group_ids, matrix)
+        return self._snapshot_of(generation, names, group_ids, matrix, snapshot.gallery)
 
-    def _snapshot_of(self, generation, names, group_ids, matrix):
+    def _snapshot_of(self, generation, names, group_ids, matrix, previous):
         order = np.argsort(group_ids, kind="stable")  # rows of each group stay sorted
         groups, starts = np.unique(group_ids[order], return_index=True)
         group_rows = {int(g): rows for g, rows in zip(groups, np.split(order, starts[1:]))}
-        return _Snapshot(generation, names, group_ids, group_rows, matrix,
-                         self._make_gallery(matrix))
+        gallery = (self._make_gallery(matrix, previous) if self._reuse_previous
+                   else self._make_gallery(matrix))
+        return _Snapshot(generation, names, group_ids, group_rows, matrix, gallery)
 
     # -- scoring ---------------------------------------------------------------
 

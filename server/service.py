@@ -125,8 +125,10 @@ class VoiceprintService:
                 index = VoiceprintIndex(
                     lambda blob: Voiceprint.from_bytes(blob).vector,
                     model.voiceprint_dim,
-                    lambda matrix: Gallery(model, matrix,
-                                           adaptive_cohort=self.config.adaptive_cohort),
+                    lambda matrix, previous: Gallery(
+                        model, matrix, adaptive_cohort=self.config.adaptive_cohort,
+                        previous=previous),
+                    reuse_previous=True,
                 )
                 index.refresh(self._store)
                 self._index = index

@@ -252,3 +252,157 @@ def test_adaptive_cohort_without_as_norm_changes_nothing(small_model, takes, mix
 def test_adaptive_cohort_must_be_a_bool(small_model, mixed, value):
     with pytest.raises(ParameterError, match="adaptive_cohort must be True or False"):
         Gallery(small_model, np.stack([vp.vector for vp in mixed]), adaptive_cohort=value)
+
+
+# -- both sides pooled (a model with in_domain_cohort="both") ---------------------------
+
+@pytest.fixture(scope="module")
+def both_model(small_model):
+    model = copy.copy(small_model)
+    model.in_domain_cohort = "both"
+    return model
+
+
+def _both_reference(model, vps, probe, pool=None):
+    """Both sides of AS-norm from their definitions: the probe pooled as above, and each
+    voiceprint's scores against the cohort pooled with its scores against the pool's
+    means as one-take probes, its own left out."""
+    from vpcore.normalisation import pooled_top_stats
+
+    plda, z = model.plda_, probe.vector.astype(np.float64)[None, :]
+    pool = list(range(len(vps))) if pool is None else list(pool)
+    means = [vp.mean.astype(np.float64)[None, :] for vp in vps]
+    raw = np.array([plda.score_projected(m, vp.n, z)[0, 0] for m, vp in zip(means, vps)])
+    cohort = plda.score_projected(model.cohort_, 1, z)[:, 0]
+    pool_means = np.concatenate([means[j] for j in pool])
+    out = []
+    for i, vp in enumerate(vps):
+        own = np.array([pool.index(i) if i in pool else -1])
+        t = pooled_top_stats(cohort, raw[pool], model.asnorm_top, own)
+        e = pooled_top_stats(plda.score_projected(means[i], vp.n, model.cohort_)[0],
+                             plda.score_projected(means[i], vp.n, pool_means)[0],
+                             model.asnorm_top, own)
+        out.append(as_norm(raw[i], (e[0][0], e[1][0]), (t[0][0], t[1][0])))
+    return np.array(out)
+
+
+def test_both_sides_scores_equal_their_definition(both_model, takes, mixed):
+    _, probes = takes
+    gallery = Gallery(both_model, np.stack([vp.vector for vp in mixed]), adaptive_cohort=True)
+    assert gallery.both_sides
+    np.testing.assert_array_equal(gallery.voiceprint_pool_, np.arange(len(mixed)))
+    for probe in probes:
+        np.testing.assert_allclose(gallery.scores(probe),
+                                   _both_reference(both_model, mixed, probe),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_both_sides_differ_from_the_probe_side_only(small_model, both_model, takes, mixed):
+    _, probes = takes
+    V = np.stack([vp.vector for vp in mixed])
+    one = Gallery(small_model, V, adaptive_cohort=True)
+    both = Gallery(both_model, V, adaptive_cohort=True)
+    assert not one.both_sides
+    assert np.abs(one.scores(probes[0]) - both.scores(probes[0])).max() > 1e-3
+    # without the adaptive cohort the model's setting changes nothing
+    np.testing.assert_array_equal(Gallery(both_model, V).scores(probes[0]),
+                                  Gallery(small_model, V).scores(probes[0]))
+
+
+def test_both_sides_pool_above_its_limit_is_the_rows_of_smallest_key(both_model, takes, mixed,
+                                                                      monkeypatch):
+    import vpcore.gallery as gallery_module
+
+    monkeypatch.setattr(gallery_module, "VOICEPRINT_POOL", 4)
+    _, probes = takes
+    V = np.stack([vp.vector for vp in mixed])
+    gallery = Gallery(both_model, V, adaptive_cohort=True)
+    pool = np.sort(np.argsort(gallery_module._row_keys(V))[:4])
+    np.testing.assert_array_equal(gallery.voiceprint_pool_, pool)
+    # the probe side still pools every row (ADAPTIVE_POOL is not reached)
+    np.testing.assert_allclose(gallery.scores(probes[1]),
+                               _both_reference_pools(both_model, mixed, probes[1], pool),
+                               rtol=1e-4, atol=1e-4)
+    # the pool follows the content, not the positions: reversed rows, the same pool members
+    flipped = Gallery(both_model, V[::-1].copy(), adaptive_cohort=True)
+    np.testing.assert_array_equal(np.sort(5 - flipped.voiceprint_pool_), pool)
+    np.testing.assert_allclose(flipped.scores(probes[1])[::-1], gallery.scores(probes[1]),
+                               rtol=1e-5, atol=1e-6)
+
+
+def _both_reference_pools(model, vps, probe, voiceprint_pool):
+    """_both_reference with every row in the probe's pool and ``voiceprint_pool`` on the
+    voiceprints' side."""
+    from vpcore.normalisation import pooled_top_stats
+
+    plda, z = model.plda_, probe.vector.astype(np.float64)[None, :]
+    means = [vp.mean.astype(np.float64)[None, :] for vp in vps]
+    raw = np.array([plda.score_projected(m, vp.n, z)[0, 0] for m, vp in zip(means, vps)])
+    cohort = plda.score_projected(model.cohort_, 1, z)[:, 0]
+    pool = list(voiceprint_pool)
+    pool_means = np.concatenate([means[j] for j in pool])
+    out = []
+    for i, vp in enumerate(vps):
+        t = pooled_top_stats(cohort, raw, model.asnorm_top, np.array([i]))
+        e = pooled_top_stats(plda.score_projected(means[i], vp.n, model.cohort_)[0],
+                             plda.score_projected(means[i], vp.n, pool_means)[0],
+                             model.asnorm_top, np.array([pool.index(i) if i in pool else -1]))
+        out.append(as_norm(raw[i], (e[0][0], e[1][0]), (t[0][0], t[1][0])))
+    return np.array(out)
+
+
+def test_a_gallery_built_from_the_previous_one_reuses_unchanged_rows(both_model, takes, mixed,
+                                                                     monkeypatch):
+    import vpcore.gallery as gallery_module
+
+    monkeypatch.setattr(gallery_module, "VOICEPRINT_POOL", 4)
+    _, probes = takes
+    V = np.stack([vp.vector for vp in mixed])
+    first = Gallery(both_model, V, adaptive_cohort=True)
+    outside = np.setdiff1d(np.arange(6), first.voiceprint_pool_)
+    # a voiceprint outside the pool goes and another changes: the pool stays
+    keep = np.setdiff1d(np.arange(6), [outside[0]])
+    pool_in_w = np.searchsorted(keep, first.voiceprint_pool_)
+    for delta in np.linspace(0.05, 1.0, 20):  # a change that keeps the row out of the pool
+        W = V[keep].copy()
+        W[np.searchsorted(keep, outside[1]), 0] += delta
+        if np.array_equal(np.sort(np.argsort(gallery_module._row_keys(W))[:4]), pool_in_w):
+            break
+    else:
+        raise AssertionError("every change moved the row into the pool")
+    again = Gallery(both_model, W, adaptive_cohort=True, previous=first)
+    fresh = Gallery(both_model, W, adaptive_cohort=True)
+    assert (again.reused_, fresh.reused_) == (4, 0)  # the changed row is computed again
+    for probe in probes[:3]:
+        np.testing.assert_array_equal(again.scores(probe), fresh.scores(probe))
+    # a new pool (a pool member goes) reuses nothing
+    member = first.voiceprint_pool_[0]
+    smaller = Gallery(both_model, np.delete(V, member, axis=0), adaptive_cohort=True,
+                      previous=first)
+    assert smaller.reused_ == 0
+
+
+def test_both_sides_score_vectors_match_the_row_they_replace(both_model, takes, mixed):
+    # 1-v-1 of a changed voiceprint (score_vectors) and 1-v-N (scores) agree
+    _, probes = takes
+    V = np.stack([vp.vector for vp in mixed])
+    gallery = Gallery(both_model, V, adaptive_cohort=True)
+    np.testing.assert_allclose(gallery.score_vectors(probes[1], V[[3, 1]], own=[3, 1]),
+                               gallery.scores(probes[1])[[3, 1]], rtol=1e-5, atol=1e-6)
+    reference = _both_reference(both_model, mixed + [mixed[3]], probes[1],
+                                pool=range(len(mixed)))[-1]
+    np.testing.assert_allclose(gallery.score_vectors(probes[1], V[[3]]), [reference],
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_in_domain_scores_are_the_gallery_of_those_voiceprints(small_model, both_model, takes,
+                                                                mixed):
+    # the calibration trials' batch path (Scorer.in_domain_scores) scores as the gallery does
+    _, probes = takes
+    V = np.stack([vp.vector for vp in mixed])
+    Z = np.stack([p.vector for p in probes])
+    for model, both in ((small_model, False), (both_model, True)):
+        gallery = Gallery(model, V, adaptive_cohort=True)
+        batch = model.scorer_.in_domain_scores(V, Z, both_sides=both)
+        expected = np.stack([gallery.scores(p) for p in probes], axis=1)
+        np.testing.assert_allclose(batch, expected, rtol=1e-4, atol=1e-4)

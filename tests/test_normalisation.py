@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from vpcore.errors import ParameterError
-from vpcore.normalisation import as_norm, pooled_top_stats, top_n_stats
+from vpcore.normalisation import as_norm, pooled_row_stats, pooled_top_stats, top_n_stats
 
 finite = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False)
 cohorts = hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 40)),
@@ -206,3 +206,48 @@ def test_pooled_stats_refuse_bad_own_indices(own, rule):
 def test_pooled_stats_refuse_an_empty_cohort():
     with pytest.raises(ParameterError, match="cohort_scores has no entries"):
         pooled_top_stats(np.zeros(0), np.ones(3), 2, np.array([0]))
+
+
+# -- the voiceprint side pooled (pooled_row_stats) -------------------------------------
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 30), st.integers(0, 12), st.integers(1, 40),
+       st.integers(0, 10_000))
+def test_pooled_row_stats_equal_each_rows_own_sorted_pool(E, K, M, top_n, seed):
+    rng = np.random.default_rng(seed)
+    cohort, in_domain = rng.normal(size=(E, K)), rng.normal(size=(E, M))
+    own = rng.integers(-1, M, size=E) if M else np.full(E, -1)
+    mu, sd = pooled_row_stats(cohort, in_domain, top_n, own)
+    for e in range(E):
+        pool = np.concatenate([cohort[e], np.delete(in_domain[e], own[e]) if own[e] >= 0
+                               else in_domain[e]])
+        k = min(len(pool), max(1, round(top_n * len(pool) / K)))
+        top = np.sort(pool)[-k:]
+        assert mu[e] == pytest.approx(top.mean(), abs=1e-9)
+        assert sd[e] == pytest.approx(max(top.std(), 1e-6), abs=1e-9)
+
+
+def test_pooled_row_stats_leave_out_only_the_rows_own_score():
+    cohort = np.zeros((2, 4))
+    in_domain = np.array([[9.0, 0.0], [9.0, 0.0]])  # both rows see a 9 in column 0
+    mu, _ = pooled_row_stats(cohort, in_domain, 1, own=np.array([0, -1]))
+    assert mu[0] == 0.0  # its own 9 is left out
+    assert mu[1] > 0.0  # the other row keeps it in its top
+
+
+def test_pooled_row_stats_without_in_domain_are_the_cohort_stats():
+    rng = np.random.default_rng(1)
+    cohort = rng.normal(size=(3, 20))
+    mu, sd = pooled_row_stats(cohort, np.zeros((3, 0)), 5)
+    ref = top_n_stats(cohort, 5)
+    np.testing.assert_allclose(mu, ref[0]), np.testing.assert_allclose(sd, ref[1])
+
+
+@pytest.mark.parametrize("in_domain, own, match", [
+    (np.zeros((3, 2)), None, r"in_domain must have shape \(2, M\)"),
+    (np.zeros((2, 2)), np.array([0]), "own must be 2 column indices"),
+    (np.zeros((2, 2)), np.array([0, 2]), r"own must lie in \[-1, 2\)"),
+])
+def test_pooled_row_stats_refuse_bad_shapes(in_domain, own, match):
+    with pytest.raises(ParameterError, match=match):
+        pooled_row_stats(np.zeros((2, 3)), in_domain, 2, own)

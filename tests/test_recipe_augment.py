@@ -222,3 +222,49 @@ def extract_features_of(x):
     from vpcore.features import extract_features
 
     return extract_features(x, FeatureOptions())
+
+
+def test_calibration_trials_of_a_both_sides_model_pool_each_folds_enrolments(small_model,
+                                                                             monkeypatch):
+    # in_domain_cohort="both": every fold is scored as a gallery of its own enrolments
+    import copy
+
+    from vpcore.scoring import Scorer
+
+    ivecs, spk, extra, origins = _units(small_model)
+    both = copy.copy(small_model)
+    both.in_domain_cohort = "both"
+    calls = []
+    real = Scorer.in_domain_scores
+
+    def recording(self, V, Z, both_sides=True):
+        calls.append((len(V), len(Z), both_sides))
+        return real(self, V, Z, both_sides)
+
+    monkeypatch.setattr(Scorer, "in_domain_scores", recording)
+    s_probe, l_probe = recipe.cv_trials(small_model, ivecs, spk, extra, origins=origins)
+    assert calls == []  # the probe-side recipe calibrates on cohort-only scores, as before
+    s_both, l_both = recipe.cv_trials(both, ivecs, spk, extra, origins=origins)
+    n = 12 // small_model.calibration_folds
+    assert calls == [(n, n * 4, True)] * small_model.calibration_folds
+    np.testing.assert_array_equal(l_both, l_probe)  # the same trials, scored another way
+    assert np.abs(s_both - s_probe).max() > 1e-3
+
+
+@pytest.mark.parametrize("value", ["all", None, True])
+def test_in_domain_cohort_must_be_probe_or_both(small_model, value):
+    import copy
+
+    model = copy.copy(small_model)
+    model.in_domain_cohort = value
+    with pytest.raises(ParameterError, match=r"in_domain_cohort=.* must be one of 'probe', 'both'"):
+        model._validate()
+
+
+def test_in_domain_cohort_is_saved_only_when_it_is_both(small_model):
+    import copy
+
+    assert "in_domain_cohort" not in small_model.saved_options()  # old fingerprints stay
+    both = copy.copy(small_model)
+    both.in_domain_cohort = "both"
+    assert both.saved_options()["in_domain_cohort"] == "both"

@@ -15,6 +15,15 @@ population, recorded where the service runs, then tells the normalisation
 what an impostor's score looks like there. Above :data:`ADAPTIVE_POOL`
 voiceprints the pool is a fixed, evenly spaced subset of them, kept as a
 contiguous copy.
+
+For a model whose ``in_domain_cohort`` is ``"both"`` (and whose calibration
+was fitted that way), each voiceprint's own side is pooled too: its scores
+against the training cohort and against the means of a pool of at most
+:data:`VOICEPRINT_POOL` voiceprints (its own left out), computed when the
+gallery is built (:meth:`Scorer.pooled_rows`). That pool is chosen by content
+(the rows of smallest hash), so a gallery built from the previous one
+(``previous``) recomputes only the rows that changed, unless the pool itself
+changed.
 """
 
 import numpy as np
@@ -23,10 +32,17 @@ from ._validation import check_fitted, check_int
 from .errors import ParameterError
 from .voiceprint import Take, check_takes
 
-__all__ = ["Gallery", "ADAPTIVE_POOL"]
+__all__ = ["Gallery", "ADAPTIVE_POOL", "VOICEPRINT_POOL", "IN_DOMAIN_COHORTS"]
 
-#: Most voiceprints of a gallery that enter the adaptive in-domain cohort.
+#: Most voiceprints of a gallery that enter the probe side's adaptive in-domain cohort.
 ADAPTIVE_POOL = 10_000
+
+#: Most voiceprints of a gallery whose means enter each voiceprint's own side of AS-norm
+#: (``in_domain_cohort="both"``): every row is scored against them when the gallery is built.
+VOICEPRINT_POOL = 1_000
+
+#: The values of a model's ``in_domain_cohort``: the sides of AS-norm an adaptive gallery pools.
+IN_DOMAIN_COHORTS = ("probe", "both")
 
 
 class Gallery:
@@ -43,8 +59,13 @@ class Gallery:
     adaptive_cohort : bool, default False
         Pool the probe's scores against the gallery's voiceprints (at most
         :data:`ADAPTIVE_POOL` of them) with the cohort on the probe side of
-        AS-norm, each row's own score left out. No effect for a model without
-        AS-norm.
+        AS-norm, each row's own score left out; for a model whose
+        ``in_domain_cohort`` is ``"both"``, each row's own side as well. No
+        effect for a model without AS-norm.
+    previous : Gallery or None
+        A gallery of the same model that this one replaces: rows it holds
+        unchanged keep their pooled statistics when the voiceprint pool is the
+        same (``in_domain_cohort="both"`` only; results are identical either way).
 
     Attributes
     ----------
@@ -55,6 +76,12 @@ class Gallery:
         The distinct take counts of the rows.
     pool_ : ndarray of int or None
         Rows of the adaptive in-domain cohort (None: every row, or no adaptive cohort).
+    both_sides : bool
+        Whether each row's own side of AS-norm is pooled too.
+    voiceprint_pool_ : ndarray of int or None
+        Rows whose means pool into every row's own side (sorted; None: not pooled).
+    reused_ : int
+        Rows whose pooled statistics were taken from ``previous``.
 
     Examples
     --------
@@ -62,22 +89,66 @@ class Gallery:
     >>> rows, llrs, confidences = gallery.search(model.extract(probe), top_n=3)  # doctest: +SKIP
     """
 
-    def __init__(self, model, V, adaptive_cohort=False):
+    def __init__(self, model, V, adaptive_cohort=False, previous=None):
         check_fitted(model, "scorer_")
         if not isinstance(adaptive_cohort, (bool, np.bool_)):
             raise ParameterError(f"adaptive_cohort must be True or False, got "
                                  f"{adaptive_cohort!r}")
+        if previous is not None and not isinstance(previous, Gallery):
+            raise ParameterError(f"previous must be a Gallery or None, got "
+                                 f"{type(previous).__name__}")
         self.model = model
         self.scorer = model.scorer_
         self.rows_ = self.scorer.prepare(V, np.float32)
         self.counts_ = self.rows_.counts
         self.adaptive_cohort = bool(adaptive_cohort) and self.scorer.asnorm_top is not None
+        self.both_sides = (self.adaptive_cohort
+                           and getattr(model, "in_domain_cohort", "probe") == "both")
+        self.voiceprint_pool_, self.reused_ = None, 0
+        if self.both_sides and len(self.rows_):
+            self._pool_both_sides(previous)
         self.pool_, self._pool_rows = None, None
         if self.adaptive_cohort and len(self.rows_) > ADAPTIVE_POOL:
-            self.pool_ = np.unique(np.linspace(0, len(self.rows_) - 1, ADAPTIVE_POOL)
-                                   .round().astype(np.int64))
+            self.pool_ = _spread(len(self.rows_), ADAPTIVE_POOL)
             self._pool_rows = self.scorer.prepare(
                 np.ascontiguousarray(self.rows_.matrix[self.pool_]), np.float32, name="pool")
+
+    def _pool_both_sides(self, previous):
+        """Each row's own side of AS-norm pooled with the voiceprint pool's means.
+
+        The pool is the :data:`VOICEPRINT_POOL` rows of smallest content key
+        (a fixed hash of the row's bits), so it depends on what the gallery
+        holds, not on row positions: adding or removing a voiceprint changes
+        it only when that voiceprint is in it. Rows identical to a row of
+        ``previous`` (a gallery of the same model with the same pool) keep
+        its statistics; the others are scored against the cohort and the pool.
+        """
+        L, n = self.scorer.layout, len(self.rows_)
+        source = self.rows_.matrix
+        self._keys = _row_keys(source)
+        order = np.lexsort((np.arange(n), self._keys))
+        self.voiceprint_pool_ = np.sort(order[:VOICEPRINT_POOL])
+        self._pool_means = np.array(self.rows_.means[self.voiceprint_pool_], dtype=np.float64)
+        self._source_norms = source[:, [L.index("norm_mean"), L.index("norm_std")]].copy()
+        norms = np.empty((n, 2), dtype=np.float32)
+        todo = np.ones(n, dtype=bool)
+        if (isinstance(previous, Gallery) and previous.scorer is self.scorer
+                and previous.voiceprint_pool_ is not None
+                and np.array_equal(previous._pool_means, self._pool_means)):
+            old = _same_rows(previous, source, self._keys, L)
+            found = old >= 0
+            norms[found] = previous.rows_.matrix[old[found]][:, [L.index("norm_mean"),
+                                                                 L.index("norm_std")]]
+            todo &= ~found
+            self.reused_ = int(found.sum())
+        if todo.any():
+            rows = np.flatnonzero(todo)
+            own = self._pool_index(self.voiceprint_pool_, rows)
+            pooled = self.scorer.pooled_rows(source[rows], self._pool_means, own, np.float32)
+            norms[rows] = pooled[:, [L.index("norm_mean"), L.index("norm_std")]]
+        matrix = source.copy()
+        matrix[:, L.index("norm_mean")], matrix[:, L.index("norm_std")] = norms.T
+        self.rows_ = self.scorer.prepare(matrix, np.float32)
 
     @property
     def n_voiceprints(self):
@@ -154,6 +225,11 @@ class Gallery:
         own = self._check_rows(own, allow=-1, name="own")
         if len(own) != len(extra):
             raise ParameterError(f"own has {len(own)} entries for {len(extra)} rows of V")
+        if self.both_sides:
+            mine = self._pool_index(self.voiceprint_pool_, own)
+            extra = self.scorer.prepare(self.scorer.pooled_rows(
+                extra.matrix, self._pool_means, mine, np.float32).astype(np.float32),
+                np.float32)
         pooled = self.rows_ if self.pool_ is None else self._pool_rows
         if self.pool_ is not None:
             at = np.minimum(np.searchsorted(self.pool_, own), len(self.pool_) - 1)
@@ -199,6 +275,13 @@ class Gallery:
         indices = best if rows is None else rows[best]
         return indices, llrs, self.scorer.confidence(llrs)
 
+    @staticmethod
+    def _pool_index(pool, rows):
+        """For each of ``rows``, its index in the sorted ``pool``, or -1 if not in it."""
+        rows = np.asarray(rows, dtype=np.int64)
+        at = np.minimum(np.searchsorted(pool, rows), len(pool) - 1)
+        return np.where((rows >= 0) & (pool[at] == rows), at, -1)
+
     def _check_rows(self, rows, allow=None, name="rows"):
         if rows is None:
             return None
@@ -211,3 +294,60 @@ class Gallery:
             raise ParameterError(f"{name} must lie in [{low}, {self.n_voiceprints}), got "
                                  f"values from {rows.min()} to {rows.max()}")
         return rows.astype(np.int64)
+
+
+def _row_keys(V):
+    """A content key per row of float32 ``V``: a fixed pseudo-random hash of its bits, in
+    exact integer arithmetic (the same row gives the same key wherever it stands)."""
+    bits = np.ascontiguousarray(V, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    mult = np.random.default_rng(20261205).integers(1, 2**63, size=bits.shape[1],
+                                                    dtype=np.uint64) | np.uint64(1)
+    with np.errstate(over="ignore"):
+        key = (bits * mult).sum(axis=1, dtype=np.uint64)  # wraps modulo 2**64
+        key ^= key >> np.uint64(31)
+        key *= np.uint64(0x9E3779B97F4A7C15)
+        key ^= key >> np.uint64(29)
+    return key
+
+
+def _same_rows(previous, V, keys, layout):
+    """For each row of ``V``, the row of ``previous`` holding the same voiceprint, or -1.
+
+    Matched by content key, then checked column by column (the previous
+    gallery's stored norm columns are its input's, kept aside); rows whose key
+    is not unique on either side are never matched.
+    """
+    old_keys = previous._keys
+    order = np.argsort(old_keys, kind="stable")
+    sorted_keys = old_keys[order]
+    unique_old = np.ones(len(order), dtype=bool)
+    dup = sorted_keys[1:] == sorted_keys[:-1]
+    unique_old[1:] &= ~dup
+    unique_old[:-1] &= ~dup
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(order) - 1)
+    hit = (sorted_keys[at] == keys) & unique_old[at]
+    new_sorted = np.sort(keys)
+    new_dup = np.zeros(len(keys), dtype=bool)
+    same = new_sorted[1:] == new_sorted[:-1]
+    if same.any():
+        new_dup = np.isin(keys, new_sorted[1:][same])
+    hit &= ~new_dup
+    old = np.where(hit, order[at], -1)
+    rows = np.flatnonzero(hit)
+    if len(rows):
+        fixed = [i for i in range(V.shape[1])
+                 if i not in (layout.index("norm_mean"), layout.index("norm_std"))]
+        a, b = previous.rows_.matrix[old[rows]], V[rows]
+        equal = (np.all(a[:, fixed] == b[:, fixed], axis=1)
+                 & np.all(previous._source_norms[old[rows]] == b[:, [layout.index("norm_mean"),
+                                                                     layout.index("norm_std")]],
+                          axis=1))
+        old[rows[~equal]] = -1
+    return old
+
+
+def _spread(n, most):
+    """Sorted indices of at most ``most`` of ``n`` rows, evenly spaced (all when n <= most)."""
+    if n <= most:
+        return np.arange(n, dtype=np.int64)
+    return np.unique(np.linspace(0, n - 1, most).round().astype(np.int64))

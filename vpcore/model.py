@@ -20,7 +20,7 @@ from ._validation import check_array, check_fitted, check_float, check_int
 from .audio import check_waveform
 from .errors import AudioConstraintError, ModelError, ParameterError
 from .features import FeatureOptions, extract_features
-from .gallery import Gallery
+from .gallery import IN_DOMAIN_COHORTS, Gallery
 from .persistence import (FORMAT_VERSION, default_model_path, fingerprint, load_stages,
                           model_arrays, save_model)
 from .speech import check_speech
@@ -64,6 +64,13 @@ class VoiceprintModel(BaseEstimator):
         (:func:`vpcore.recipe.fit_waveforms`). 0: clean speech only.
     augment_conditions : tuple of str or None
         Conditions of the copies (None: ``vpcore.augment.DEFAULT_CONDITIONS``).
+    in_domain_cohort : {"probe", "both"}
+        Which sides of AS-norm a :class:`~vpcore.gallery.Gallery` with
+        ``adaptive_cohort`` pools with its enrolled voiceprints: the probe's
+        only, or the voiceprint's as well. With ``"both"`` the calibration
+        trials are scored that way too (each fold's enrolments pooled,
+        :meth:`Scorer.in_domain_scores`); ``"probe"`` calibrates on
+        training-cohort normalisation (the recipe before it existed).
     features : FeatureOptions
     n_jobs : int
         Processes for feature extraction (joblib).
@@ -83,7 +90,8 @@ class VoiceprintModel(BaseEstimator):
                  ubm_iter=10, tv_iter=10, plda_iter=10, ubm_max_frames=400_000,
                  asnorm_top=100, cohort_per_speaker=2, calibration_prior=0.1,
                  calibration_folds=4, split_frames=300, augment_copies=0,
-                 augment_conditions=None, features=None, n_jobs=1, random_state=None):
+                 augment_conditions=None, in_domain_cohort="probe", features=None, n_jobs=1,
+                 random_state=None):
         self.n_components = n_components
         self.tv_rank = tv_rank
         self.lda_dim = lda_dim
@@ -99,6 +107,7 @@ class VoiceprintModel(BaseEstimator):
         self.split_frames = split_frames
         self.augment_copies = augment_copies
         self.augment_conditions = augment_conditions
+        self.in_domain_cohort = in_domain_cohort
         self.features = features
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -119,6 +128,8 @@ class VoiceprintModel(BaseEstimator):
         if self.augment_copies:
             options.update(augment_copies=self.augment_copies, augment_conditions=(
                 None if self.augment_conditions is None else list(self.augment_conditions)))
+        if self.in_domain_cohort != "probe":
+            options["in_domain_cohort"] = self.in_domain_cohort
         return options
 
     def _validate(self):
@@ -143,6 +154,9 @@ class VoiceprintModel(BaseEstimator):
         check_int("augment_copies", self.augment_copies, low=0, high=20)
         if self.augment_copies:
             recipe.make_augmenter(self)  # conditions and codecs checked before any work
+        if self.in_domain_cohort not in IN_DOMAIN_COHORTS:
+            raise ParameterError(f"in_domain_cohort={self.in_domain_cohort!r} must be one of "
+                                 f"{', '.join(map(repr, IN_DOMAIN_COHORTS))}")
         check_int("n_jobs", self.n_jobs, low=-1)
         if self.random_state is not None:
             check_int("random_state", self.random_state, low=0)

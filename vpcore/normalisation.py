@@ -29,7 +29,7 @@ import numpy as np
 from ._validation import check_int
 from .errors import ParameterError
 
-__all__ = ["top_n_stats", "pooled_top_stats", "as_norm"]
+__all__ = ["top_n_stats", "pooled_top_stats", "pooled_row_stats", "as_norm"]
 
 
 def top_n_stats(scores, top_n):
@@ -125,6 +125,64 @@ def pooled_top_stats(cohort_scores, in_domain, top_n, own=None):
         t1 = np.where(inside, s1[k_out - 1] - x + nxt, s1[k_out - 1])
         t2 = np.where(inside, s2[k_out - 1] - x * x + nxt * nxt, s2[k_out - 1])
         mu[left], sd[left] = stats(t1, t2, k_out)
+    return mu, np.maximum(sd, 1e-6)
+
+
+def pooled_row_stats(cohort_scores, in_domain, top_n, own=None):
+    """Enrolment-side AS-norm statistics of E voiceprints over their own pooled cohorts.
+
+    Voiceprint ``e``'s pool is its scores against the training cohort
+    (``cohort_scores[e]``) and against in-domain vectors (``in_domain[e]``),
+    leaving out ``in_domain[e, own[e]]`` (its score against itself) when
+    ``own[e] >= 0``; the top ``round(top_n * P / K)`` of its ``P`` pooled scores
+    are kept, as in :func:`pooled_top_stats`.
+
+    Parameters
+    ----------
+    cohort_scores : ndarray of shape (E, K)
+    in_domain : ndarray of shape (E, M)
+    top_n : int
+    own : ndarray of int of shape (E,) or None
+        Column of ``in_domain`` left out of each row's pool, or -1 (None: all -1).
+
+    Returns
+    -------
+    mean, std : ndarrays of shape (E,), float64
+        Each equals :func:`top_n_stats` of the row's pool with its top count
+        (the pool is sorted in float32 when both inputs are float32);
+        ``std`` is at least 1e-6.
+    """
+    top_n = check_int("top_n", top_n, low=1)
+    cohort_scores = np.atleast_2d(np.asarray(cohort_scores))
+    in_domain = np.asarray(in_domain)
+    dtype = np.float32 if (cohort_scores.dtype == np.float32
+                           and in_domain.dtype == np.float32) else np.float64
+    E, K = cohort_scores.shape
+    if in_domain.ndim != 2 or in_domain.shape[0] != E:
+        raise ParameterError(f"in_domain must have shape ({E}, M), got {in_domain.shape}")
+    if K == 0:
+        raise ParameterError("cohort_scores has no entries: AS-norm needs a cohort")
+    M = in_domain.shape[1]
+    own = np.full(E, -1, dtype=np.int64) if own is None else np.asarray(own)
+    if own.shape != (E,) or not (own.size == 0 or np.issubdtype(own.dtype, np.integer)):
+        raise ParameterError(f"own must be {E} column indices into in_domain, got dtype "
+                             f"{own.dtype} and shape {own.shape}")
+    if own.size and (own.min() < -1 or own.max() >= M):
+        raise ParameterError(f"own must lie in [-1, {M}), got values from {own.min()} to "
+                             f"{own.max()}")
+    pool = np.empty((E, K + M), dtype=dtype)  # float32 scores stay float32 (half the memory)
+    pool[:, :K], pool[:, K:] = cohort_scores, in_domain
+    left = np.flatnonzero(own >= 0)
+    pool[left, K + own[left]] = -np.inf  # the row's own score sorts last and is never kept
+    mu, sd = np.empty(E), np.empty(E)
+    for has_own in (False, True):
+        sel = left if has_own else np.flatnonzero(own < 0)
+        if len(sel) == 0:
+            continue
+        size = K + M - int(has_own)
+        k = int(min(size, max(1, round(top_n * size / K))))
+        top = np.partition(pool[sel], K + M - k, axis=1)[:, -k:].astype(np.float64)
+        mu[sel], sd[sel] = top.mean(axis=1), top.std(axis=1)
     return mu, np.maximum(sd, 1e-6)
 
 

@@ -555,8 +555,13 @@ def cv_trials(params, ivecs, spk, extra=None, extra_stages=EXTRA_STAGES, origins
                 probes.append(Zx[copies])
                 probe_spk += [s] * int(copies.sum())
         scorer = Scorer(plda, cohort, params.asnorm_top)
-        rows = scorer.prepare(scorer.enrol(np.stack(enrol_means), 3, np.float64), np.float64)
-        scores.append(scorer.scores(rows, np.concatenate(probes)).ravel())
+        V = scorer.enrol(np.stack(enrol_means), 3, np.float64)
+        if getattr(params, "in_domain_cohort", "probe") == "both":
+            # the fold's enrolments are the in-domain cohort of both sides, as in a gallery
+            scores.append(scorer.in_domain_scores(V, np.concatenate(probes)).ravel())
+        else:
+            rows = scorer.prepare(V, np.float64)
+            scores.append(scorer.scores(rows, np.concatenate(probes)).ravel())
         labels.append((np.asarray(fold)[:, None] == np.asarray(probe_spk)[None, :]).ravel())
     return np.concatenate(scores), np.concatenate(labels)
 

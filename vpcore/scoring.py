@@ -39,7 +39,7 @@ import numpy as np
 
 from ._validation import check_array, check_int
 from .errors import ParameterError
-from .normalisation import pooled_top_stats, top_n_stats
+from .normalisation import pooled_row_stats, pooled_top_stats, top_n_stats
 from .voiceprint import RowLayout
 
 __all__ = ["Scorer", "PreparedRows"]
@@ -278,6 +278,90 @@ class Scorer:
         else:
             llr = self.raw(rows, Z, select)
         return self.normalise(llr, rows, Z, select, in_domain, own)
+
+    # ------------------------------------------------- in-domain normalisation ---
+    def pooled_rows(self, V, pool, own=None, dtype=np.float64, chunk=4096):
+        """Rows ``V`` with their AS-norm side pooled over the cohort and in-domain probes.
+
+        Each row's ``norm_mean`` / ``norm_std`` become the statistics of its
+        scores against the training cohort **and** against ``pool`` (PLDA-space
+        vectors scored as one-take probes, e.g. the means of other enrolled
+        voiceprints), leaving out ``pool[own[e]]`` for row ``e``
+        (:func:`~vpcore.normalisation.pooled_row_stats`). Without AS-norm the
+        rows are returned unchanged.
+
+        Parameters
+        ----------
+        V : ndarray of shape (E, R + 4)
+            Packed rows (:attr:`Voiceprint.vector`).
+        pool : ndarray of shape (M, R)
+        own : ndarray of int of shape (E,) or None
+            Index into ``pool`` of each row's own mean, or -1 (None: all -1).
+        dtype : numpy dtype
+            Precision of the scores (float32: the gallery's, half the memory).
+        chunk : int
+            Rows scored at a time.
+
+        Returns
+        -------
+        ndarray of shape (E, R + 4), float64
+            A new array; only the two norm columns differ from ``V``.
+        """
+        V = np.array(V, dtype=np.float64)
+        if self.asnorm_top is None or len(V) == 0:
+            return V
+        pool = check_array("pool", pool, ndim=2, n_cols=self.layout.rank)
+        own = np.full(len(V), -1, dtype=np.int64) if own is None else np.asarray(own)
+        if own.shape != (len(V),):
+            raise ParameterError(f"own has shape {own.shape}; it needs one entry per row of V "
+                                 f"({len(V)})")
+        L = self.layout
+        for start in range(0, len(V), chunk):  # bounded memory: chunk x (K + M) scores
+            part = slice(start, start + chunk)
+            rows = self.prepare(V[part], dtype)
+            cohort = self.raw(rows, self.cohort)
+            in_domain = (self.raw(rows, pool) if len(pool)
+                         else np.zeros((len(cohort), 0), dtype=cohort.dtype))
+            mu, sd = pooled_row_stats(cohort, in_domain, self.asnorm_top, own[part])
+            V[part, L.index("norm_mean")], V[part, L.index("norm_std")] = mu, sd
+        return V
+
+    def in_domain_scores(self, V, Z, both_sides=True):
+        """Normalised scores of probes ``Z`` against rows ``V`` that are their own in-domain
+        cohort: every trial of a gallery made of exactly these voiceprints.
+
+        The probe side of AS-norm pools the cohort with the probe's scores
+        against all rows, the scored row's own left out (as
+        :class:`~vpcore.gallery.Gallery` with ``adaptive_cohort``); with
+        ``both_sides`` each row's side is pooled with its scores against the
+        other rows' means (:meth:`pooled_rows`), as the gallery does for a
+        model whose ``in_domain_cohort`` is ``"both"``.
+
+        Parameters
+        ----------
+        V : ndarray of shape (E, R + 4)
+        Z : ndarray of shape (P, R)
+        both_sides : bool
+
+        Returns
+        -------
+        ndarray of shape (E, P), float64
+        """
+        V = np.asarray(V, dtype=np.float64)
+        Z = np.atleast_2d(np.asarray(Z, dtype=np.float64))
+        if both_sides and self.asnorm_top is not None:
+            V = self.pooled_rows(V, V[:, self.layout.mean], np.arange(len(V)))
+        rows = self.prepare(V, np.float64)
+        llr = self.raw(rows, Z)
+        if self.asnorm_top is None or len(V) == 0:
+            return llr
+        cohort = self.raw(self._cohort_rows, Z)  # (K, P)
+        own = np.arange(len(V))
+        out = np.empty_like(llr)
+        for p in range(len(Z)):
+            mu_t, sd_t = pooled_top_stats(cohort[:, p], llr[:, p], self.asnorm_top, own)
+            out[:, p] = 0.5 * (llr[:, p] * (rows.scale + 1.0 / sd_t) - rows.shift - mu_t / sd_t)
+        return out
 
     # ----------------------------------------------------------- calibration ---
     def _calibration(self):

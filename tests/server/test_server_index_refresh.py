@@ -502,3 +502,46 @@ def test_score_is_the_gallery_row_or_the_given_vector_in_its_place(model):
         gallery.score_vectors(probe, changed[None, :], own=[1])[0], rel=1e-6)
     assert index.score(store, probe, "eve", changed) == pytest.approx(
         gallery.score_vectors(probe, changed[None, :])[0], rel=1e-6)
+
+
+def test_an_incremental_refresh_keeps_the_pooled_rows_it_can(model, tmp_path, monkeypatch):
+    # a model pooling both sides of AS-norm: the index hands the old gallery to the new one,
+    # which recomputes only the changed rows while its voiceprint pool stays, and scores
+    # exactly as a gallery built from scratch
+    import copy
+
+    import vpcore.gallery as gallery_module
+    from vpcore.gallery import Gallery
+    from vpcore.model import Voiceprint
+    from vpcore.synth import SyntheticSpeaker, synthesize
+
+    monkeypatch.setattr(gallery_module, "VOICEPRINT_POOL", 3)
+    both = copy.copy(model)
+    both.in_domain_cohort = "both"
+
+    def voice(k, u):
+        return synthesize(SyntheticSpeaker.from_seed(k), duration=4.0, random_state=u)
+
+    vps = [both.enroll([voice(k, u) for u in (0, 1, 2)]) for k in range(7)]
+    store = SQLiteStore(str(tmp_path / "s.db"), FP)
+    index = VoiceprintIndex(lambda blob: Voiceprint.from_bytes(blob).vector,
+                            both.voiceprint_dim,
+                            lambda V, previous: Gallery(both, V, adaptive_cohort=True,
+                                                        previous=previous),
+                            reuse_previous=True)
+    keys = gallery_module._row_keys(np.stack([vp.vector for vp in vps]))
+    late = int(np.argmax(keys))  # its row is never in the pool of 3
+    first = int(np.argmin(keys))  # its row always is
+    for k in range(7):
+        if k != late:
+            enrol(store, f"user{k}", vp=vps[k].to_bytes())
+    index.refresh(store)
+    probe = both.extract(voice(2, 9))
+    for name, vp, reused in ((f"user{late}", vps[late], 6), (f"user{first}", vps[late], 0)):
+        enrol(store, name, vp=vp.to_bytes())  # a new user, then a pool member's voiceprint changed
+        index.refresh(store)
+        snap = index._snapshot
+        assert snap.gallery.reused_ == reused
+        fresh = Gallery(both, snap.matrix, adaptive_cohort=True)
+        np.testing.assert_array_equal(snap.gallery.scores(probe), fresh.scores(probe))
+    assert index.incremental_updates == 2
