@@ -24,7 +24,7 @@ RESULTS_DIR = ROOT / "benchmarks" / "results"
 CACHE_DIR = ROOT / "cache" / "bench"
 #: The development model: the shipped recipe (one augmented copy per utterance) without
 #: the development speakers.
-DEV_MODEL = CACHE_DIR / "dev_model_augment1_mc.npz"
+DEV_MODEL = CACHE_DIR / "dev_model_augment1_both.npz"
 
 #: The development protocol of the shared corpora (paths relative to the data root).
 DEV_TRIALS = "trials/speechocean762-dev.trials"
@@ -314,7 +314,7 @@ def train_dev_model(out=DEV_MODEL, data=None, jobs=2, seed=0, quiet=False):
 
     ``vpcore train --corpus $DATA/speechocean762/train --corpus $DATA/librispeech-mini/train
     --exclude-speakers $DATA/trials/speechocean762-dev.speakers --out <out> --jobs 2 --seed 0
-    --augment 1``
+    --augment 1`` (and the CLI's default ``--in-domain-cohort both``)
     """
     data = data_root(data)
     out = Path(out)

@@ -19,7 +19,7 @@ Two models, the same library: ``--before-model`` gives the older side its own
 model file (the utterance and the alternation stay the same)::
 
     python benchmarks/paired.py vpcore --label "tv_rank 200" \
-        --before-model cache/bench/dev_model_augment1_mc.npz \
+        --before-model cache/bench/dev_model_augment1_both.npz \
         --model cache/bench/dev_model_extractor_tv_rank150.npz
 """
 

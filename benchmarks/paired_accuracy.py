@@ -3,7 +3,7 @@
 ::
 
     python benchmarks/paired_accuracy.py cache/bench/dev_model_extractor_tv_rank150.npz \\
-        [more models] [--reference cache/bench/dev_model_augment1_mc.npz] [--draws 1000] \
+        [more models] [--reference cache/bench/dev_model_augment1_both.npz] [--draws 1000] \
         [--adaptive-cohort]
 
 Every model scores the same trials of every condition of

@@ -43,7 +43,11 @@ variable                         default                      meaning
                                                               pools the model's cohort with the
                                                               probe's scores against the other
                                                               enrolled voiceprints (at most
-                                                              10,000); ``0``: the cohort only
+                                                              10,000), and for a model with
+                                                              ``in_domain_cohort="both"`` each
+                                                              voiceprint's side too (a pool of
+                                                              at most 1,000); ``0``: the cohort
+                                                              only
 ================================ ============================ ==================================
 
 A bad value raises :class:`ConfigError` naming the variable, the value and the rule.

@@ -454,8 +454,9 @@ def test_backend_sweep_rebuilds_the_recipes_units(synthetic_corpus):
     assert other.backend_.transform(ivecs[:3]).shape == (3, 6)
 
 
-def test_two_sided_rows_pool_the_other_voiceprints(small_model, synthetic_corpus):
-    from benchmarks.two_sided_cohort import common_threshold, two_sided_rows
+def test_pooled_rows_pool_the_other_voiceprints_and_the_common_threshold(small_model,
+                                                                         synthetic_corpus):
+    from benchmarks.two_sided_cohort import common_threshold
     from vpcore.normalisation import top_n_stats
 
     by_spk = {}
@@ -463,8 +464,8 @@ def test_two_sided_rows_pool_the_other_voiceprints(small_model, synthetic_corpus
         by_spk.setdefault(spk, []).append(wave)
     V = np.stack([small_model.enroll([small_model.extract(w) for w in waves[:3]]).vector
                   for waves in list(by_spk.values())[:6]])
-    W = two_sided_rows(small_model, V)
     sc, L = small_model.scorer_, small_model.scorer_.layout
+    W = sc.pooled_rows(V, V[:, L.mean].astype(np.float64), np.arange(len(V)))
     np.testing.assert_array_equal(W[:, L.mean], V[:, L.mean])  # only the statistics change
     rows = sc.prepare(V.astype(np.float64), np.float64)
     cohort = sc.raw(rows, sc.cohort)

@@ -42,6 +42,7 @@ def test_train_writes_a_loadable_model_without_excluded_speakers(trained, capsys
     assert info["options"]["n_components"] == 8
     assert info["training"]["speakers"] == 9  # spk009 was excluded
     assert info["calibration"]["prior"] == pytest.approx(0.1)
+    assert info["options"]["in_domain_cohort"] == "both"  # the recipe's default
 
 
 def test_enroll_then_score_prints_llr_and_confidence(trained, corpus_dir, tmp_path, capsys):
@@ -126,6 +127,15 @@ def test_every_numeric_option_of_the_parser_is_covered():
     typed = {(name, opt) for name, p in sub.choices.items() for a in p._actions
              if a.type is not None for opt in a.option_strings if opt.startswith("--")}
     assert typed == {(c, o) for c, o, _ in BAD_OPTIONS}
+
+
+@pytest.mark.parametrize("value", ["none", "Both", ""])
+def test_in_domain_cohort_outside_its_choices_is_refused_before_work(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", *REQUIRED["train"], f"--in-domain-cohort={value}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--in-domain-cohort" in err and "'both', 'probe'" in err
 
 
 def test_jobs_minus_one_means_all_cores():

@@ -208,7 +208,7 @@ def _train(args):
         n_components=args.components, tv_rank=args.rank, lda_dim=lda, wccn=args.wccn,
         asnorm_top=asnorm_top, calibration_prior=args.prior, features=FeatureOptions(vad=vad),
         augment_copies=args.augment, augment_conditions=args.augment_conditions,
-        n_jobs=args.jobs, random_state=args.seed)
+        in_domain_cohort=args.in_domain_cohort, n_jobs=args.jobs, random_state=args.seed)
     start = time.perf_counter()
     waveforms = [partial(load_file, u.path) for u in utts]
     model.fit(waveforms, [u.speaker for u in utts], progress=not args.quiet,
@@ -362,6 +362,9 @@ def build_parser():
     t.add_argument("--augment-conditions", type=_conditions_type, metavar="A,B,...",
                    help="conditions of the copies, comma-separated (default: "
                         "noise,babble,reverb,telephone,voip,mic; style is also known)")
+    t.add_argument("--in-domain-cohort", choices=("both", "probe"), default="both",
+                   help="sides of AS-norm that a service's enrolled voiceprints join, and that "
+                        "the calibration is fitted for (both)")
     t.add_argument("--no-vad", action="store_true", help="keep every frame (not advised)")
     t.add_argument("--jobs", type=_JOBS, default=1,
                    help="processes for feature extraction, >= 1 or -1 = all cores (1)")
