@@ -76,8 +76,8 @@ def test_notebook_explains_its_eer_against_the_shipped_recipe():
     markdown, outputs = _notebook()
     eer = re.search(r"EER (\d+\.\d+) %", outputs).group(1)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    shipped = re.search(r"\*\*vpcore: \+ calibration\*\* \(the shipped recipe\) \| (\d+\.\d+) %",
-                        readme).group(1)
+    shipped = re.search(r"\*\*vpcore: \+ calibration\*\* \(the shipped recipe, library "
+                        r"path\) \| (\d+\.\d+) %", readme).group(1)
     assert f"EER ({eer} %)" in markdown and f"({shipped} % in the README)" in markdown
     assert "seed" in markdown and "200 target trials" in markdown
 
